@@ -1,0 +1,41 @@
+// The framework's one seedable random generator. Every random draw (initialisation, data
+// order, dropout masks, distortions) goes through a Generator, so a run is reproducible from
+// its seed. The bit generator is std::mt19937_64 (fully specified by the standard); the
+// conversions to floats below are our own, so results do not depend on the standard
+// library's distribution implementations.
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+namespace stn {
+
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
+
+  void seed(std::uint64_t seed) { engine_.seed(seed); }
+  std::uint64_t next_u64() { return engine_(); }
+  // Uniform in [0, 1) with 24 random bits (exactly representable as float).
+  float uniform() { return static_cast<float>(engine_() >> 40) * (1.0f / 16777216.0f); }
+  float uniform(float low, float high) { return low + (high - low) * uniform(); }
+  // Uniform in [0, 1) with 53 random bits.
+  double uniform_double() { return static_cast<double>(engine_() >> 11) * (1.0 / 9007199254740992.0); }
+  // Uniform integer in [0, n), without modulo bias.
+  std::uint64_t below(std::uint64_t n);
+  // Standard normal (Box-Muller on two doubles).
+  double normal();
+  double normal(double mean, double stddev) { return mean + stddev * normal(); }
+
+  std::mt19937_64& engine() { return engine_; }
+  const std::mt19937_64& engine() const { return engine_; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// The process-wide default generator (initialisers use it when given none).
+Generator& default_generator();
+void manual_seed(std::uint64_t seed);
+
+}  // namespace stn
