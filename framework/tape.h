@@ -37,7 +37,6 @@ struct Parameter {
   Tensor value;
   Tensor grad;  // same shape as value; accumulates over backward calls until zero_grad()
   bool requires_grad = true;
-  float lr_scale = 1.0f;  // per-parameter learning-rate multiplier (parameter groups)
 
   void zero_grad();
 };

@@ -1,0 +1,29 @@
+// Progress reporting for long work: a one-line bar redrawn in place on a terminal, or a
+// plain line every `plain_every` steps when stdout is a file or a pipe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace stn::cli {
+
+class Progress {
+ public:
+  Progress(std::string label, std::size_t total, std::size_t plain_every);
+  // `status` is shown after the bar ("loss 0.123  acc 97.1%  4100 samples/s").
+  void update(std::size_t done, const std::string& status);
+  void finish(const std::string& status);
+
+ private:
+  std::string label_;
+  std::size_t total_;
+  std::size_t plain_every_;
+  bool terminal_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace stn::cli

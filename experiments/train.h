@@ -1,0 +1,59 @@
+// `stn train` and `stn eval`: the training loop, evaluation and the run directory.
+//
+// A run directory holds config.json (every setting), metrics.jsonl (one JSON object per
+// logged step, then one for the final evaluation) and model.safetensors (the weights).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "framework/data/mnist.h"
+#include "layers/module.h"
+
+namespace stn::cli {
+
+struct TrainConfig {
+  std::string dataset = "mnist";
+  std::string model = "cnn";
+  std::string data_dir;       // empty: the dataset's default
+  std::size_t epochs = 0;     // one of epochs / iters; both 0 means 1 epoch
+  std::size_t iters = 0;
+  std::size_t batch = 256;
+  std::string optimizer = "sgd";
+  float learning_rate = 0.01f;
+  float momentum = 0.9f;      // SGD only
+  float weight_decay = 0.0f;
+  std::string schedule = "constant";
+  std::size_t step_every = 0;  // step schedule: 0 = a third of the run
+  std::uint64_t seed = 1;
+  int threads = 0;            // 0: all cores
+  std::string out;            // run directory; empty: runs/<dataset>-<model>-s<seed>
+  std::size_t log_every = 50;
+
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& j);
+  void validate() const;  // throws std::invalid_argument naming the bad flag
+};
+
+struct Evaluation {
+  double error_percent = 0.0;
+  double loss = 0.0;
+  std::size_t samples = 0;
+  double seconds = 0.0;
+};
+
+// Test-set error of `model` in evaluation mode, without recording a backward.
+Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size = 1000);
+
+// Trains, evaluates, writes the run directory; returns the final JSON summary (also printed
+// as the last stdout line by the command).
+nlohmann::json run_training(const TrainConfig& config);
+
+// Reloads a run's weights and evaluates them on its test set.
+nlohmann::json run_evaluation(const std::string& run_directory, int threads);
+
+void set_threads(int threads);
+
+}  // namespace stn::cli

@@ -1,0 +1,34 @@
+// Conv2d: [N, in, H, W] -> [N, out, H', W']. Initialised like PyTorch's nn.Conv2d.
+#pragma once
+
+#include "framework/ops/conv.h"
+#include "layers/module.h"
+
+namespace stn {
+
+struct Conv2dLayerOptions {
+  int in = 0;
+  int out = 0;
+  int kernel = 3;
+  int stride = 1;
+  int padding = 0;
+  int dilation = 1;
+  bool bias = true;
+};
+
+class Conv2d : public Module {
+ public:
+  explicit Conv2d(const Conv2dLayerOptions& options);
+  Var forward(Var input) override;
+  std::string describe() const override;
+
+  Parameter& weight() { return *weight_; }
+  Parameter* bias() { return bias_; }
+
+ private:
+  Conv2dLayerOptions options_;
+  Parameter* weight_;
+  Parameter* bias_ = nullptr;
+};
+
+}  // namespace stn

@@ -1,0 +1,35 @@
+#include "layers/linear.h"
+
+#include <stdexcept>
+
+#include "framework/init.h"
+#include "framework/ops/linalg.h"
+
+namespace stn {
+
+Linear::Linear(const LinearOptions& options) : options_(options) {
+  if (options.in <= 0 || options.out <= 0)
+    throw std::invalid_argument("Linear: sizes must be positive, got in " +
+                                std::to_string(options.in) + ", out " + std::to_string(options.out));
+  const auto in = static_cast<std::size_t>(options.in), out = static_cast<std::size_t>(options.out);
+  Tensor w = empty({out, in});
+  init::pytorch_default(w, in);
+  weight_ = &register_parameter("weight", std::move(w));
+  if (options.bias) {
+    Tensor b = empty({out});
+    init::pytorch_default(b, in);
+    bias_ = &register_parameter("bias", std::move(b));
+  }
+}
+
+Var Linear::forward(Var input) {
+  Tape& tape = input.tape();
+  return linear(input, tape.param(*weight_), bias_ ? tape.param(*bias_) : Var{});
+}
+
+std::string Linear::describe() const {
+  return "Linear(" + std::to_string(options_.in) + " -> " + std::to_string(options_.out) +
+         (options_.bias ? "" : ", no bias") + ")";
+}
+
+}  // namespace stn

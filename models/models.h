@@ -1,0 +1,42 @@
+// The paper's networks (PAPER.md, "Networks"), built from layers and registered by name.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/module.h"
+
+namespace stn {
+
+// What a model is built for: input shape and number of classes.
+struct InputSpec {
+  int channels = 1;
+  int height = 28;
+  int width = 28;
+  int classes = 10;
+};
+
+// FCN: flatten, `hidden_layers` fully connected ReLU layers of `hidden_units`, classifier.
+struct FcnOptions {
+  int hidden_units = 256;
+  int hidden_layers = 2;
+};
+std::shared_ptr<Module> make_fcn(const InputSpec& input, const FcnOptions& options = {});
+
+// CNN: conv 9x9 (c1 filters) -> ReLU -> max-pool 2 -> conv 7x7 (c2 filters) -> ReLU ->
+// max-pool 2 -> linear classifier ("three weight layers").
+struct CnnOptions {
+  int conv1_filters = 32;
+  int conv2_filters = 64;
+};
+std::shared_ptr<Module> make_cnn(const InputSpec& input, const CnnOptions& options = {});
+
+using ModelFactory = std::function<std::shared_ptr<Module>(const InputSpec&)>;
+
+// Builds a registered model; throws std::invalid_argument listing the known names otherwise.
+std::shared_ptr<Module> make_model(const std::string& name, const InputSpec& input);
+std::vector<std::string> model_names();
+
+}  // namespace stn

