@@ -59,7 +59,7 @@ GradcheckResult gradcheck(const GradFunction& function, const std::vector<Tensor
       double step = static_cast<double>(static_cast<float>(original + options.eps)) -
                     static_cast<double>(static_cast<float>(original - options.eps));
       double numeric = (plus - minus) / step;
-      double got = analytic.size() == inputs[i].size() ? analytic.data()[j] : 0.0;
+      double got = shape_of(analytic) == shape_of(inputs[i]) ? analytic.data()[j] : 0.0;
       double error = std::abs(got - numeric);
       result.max_abs_error = std::max(result.max_abs_error, error);
       ++result.elements_checked;

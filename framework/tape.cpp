@@ -17,7 +17,7 @@ Parameter::Parameter(std::string name_, Tensor value_)
     : name(std::move(name_)), value(std::move(value_)), grad(zeros(shape_of(value))) {}
 
 void Parameter::zero_grad() {
-  if (grad.size() != value.size()) grad = zeros(shape_of(value));
+  if (shape_of(grad) != shape_of(value)) grad = zeros(shape_of(value));
   std::fill(grad.data(), grad.data() + grad.size(), 0.0f);
 }
 
@@ -42,8 +42,10 @@ std::size_t Var::dim(int axis) const {
 }
 bool Var::requires_grad() const { return tape().entry(index_).requires_grad; }
 const Tensor& Var::grad() const {
+  static const Tensor no_gradient = Tensor::from_shape({0});
   const TapeEntry& e = tape().entry(index_);
-  return e.parameter ? e.parameter->grad : e.grad;
+  if (e.parameter) return e.parameter->grad;
+  return e.has_grad ? e.grad : no_gradient;
 }
 
 // ---- Tape ------------------------------------------------------------------------------
@@ -118,10 +120,16 @@ Var Tape::record(const char* op, const std::vector<Var>& inputs, Tensor value, B
 Tensor* Tape::grad_slot(std::size_t index) {
   TapeEntry& e = entries_[index];
   if (!e.requires_grad) return nullptr;
-  Tensor& g = e.parameter ? e.parameter->grad : e.grad;
-  if (g.size() != e.value.size() || g.dimension() != e.value.dimension())
-    g = zeros(shape_of(e.value));
-  return &g;
+  if (e.parameter) {
+    Tensor& g = e.parameter->grad;
+    if (shape_of(g) != shape_of(e.value)) g = zeros(shape_of(e.value));
+    return &g;
+  }
+  if (!e.has_grad) {
+    e.grad = zeros(shape_of(e.value));
+    e.has_grad = true;
+  }
+  return &e.grad;
 }
 
 void Tape::backward(Var loss) {
@@ -145,7 +153,7 @@ void Tape::backward(Var output, const Tensor& seed) {
 
   for (std::size_t i = output.index() + 1; i-- > 0;) {
     TapeEntry& e = entries_[i];
-    if (!e.backward || e.grad.size() == 0) continue;  // no gradient reached this entry
+    if (!e.backward || !e.has_grad) continue;  // no gradient reached this entry
     BackwardContext ctx{e.grad, e.value, {}, {}};
     ctx.inputs.reserve(e.inputs.size());
     ctx.grads.reserve(e.inputs.size());

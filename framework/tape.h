@@ -58,7 +58,7 @@ class Var {
   std::size_t dim(int axis) const;
   std::size_t numel() const;
   bool requires_grad() const;
-  // The gradient computed by the last backward (empty if none reached this value).
+  // The gradient computed by the last backward (shape [0] if none reached this value).
   const Tensor& grad() const;
 
  private:
@@ -87,6 +87,7 @@ struct TapeEntry {
   std::vector<std::size_t> inputs;
   Tensor value;
   Tensor grad;                   // allocated (zeros) when a gradient first reaches it
+  bool has_grad = false;         // (a default xarray is 0-d with one element, not empty)
   bool requires_grad = false;
   Parameter* parameter = nullptr;
   std::size_t saved_bytes = 0;   // memory the backward keeps beyond inputs and output
