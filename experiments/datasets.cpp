@@ -4,29 +4,87 @@
 
 namespace stn::cli {
 
-std::vector<std::string> dataset_names() { return {"mnist", "fashion"}; }
+namespace {
+
+// Plain datasets: epochs of a shuffled loader; batch b is batch b % per_epoch of epoch
+// b / per_epoch.
+class EpochStream : public TrainingStream {
+ public:
+  EpochStream(const Dataset& data, std::size_t batch_size, std::uint64_t seed)
+      : loader_(data, LoaderOptions{.batch_size = batch_size, .shuffle = true, .drop_last = true, .seed = seed}) {
+    if (loader_.batches_per_epoch() == 0)
+      throw std::invalid_argument("--batch " + std::to_string(batch_size) + " is larger than the training set (" +
+                                  std::to_string(data.size()) + " samples)");
+    loader_.start_epoch(0);
+  }
+  void next(Batch& batch) override {
+    if (!loader_.next(batch)) {
+      loader_.start_epoch(loader_.epoch() + 1);
+      loader_.next(batch);
+    }
+  }
+  void seek(std::uint64_t batch_index) override {
+    const std::size_t per_epoch = loader_.batches_per_epoch();
+    loader_.start_epoch(batch_index / per_epoch);
+    Batch skipped;
+    for (std::uint64_t i = 0; i < batch_index % per_epoch; ++i) loader_.next(skipped);
+  }
+
+ private:
+  DataLoader loader_;
+};
+
+class DistortedStream : public TrainingStream {
+ public:
+  DistortedStream(const Dataset& data, DistortionKind kind, std::size_t batch_size, std::uint64_t seed)
+      : batches_(data, kind, batch_size, seed) {}
+  void next(Batch& batch) override { batches_.next(batch); }
+  void seek(std::uint64_t batch_index) override { batches_.seek(batch_index); }
+
+ private:
+  DistortedBatches batches_;
+};
+
+}  // namespace
+
+std::vector<std::string> dataset_names() { return {"mnist", "fashion", "r", "rts", "p", "e", "tc", "add"}; }
 
 std::string default_data_dir(const std::string& name) {
   if (name == "fashion") return default_fashion_mnist_dir();
   return "data/mnist";
 }
 
-DatasetPair load_dataset(const std::string& name, const std::string& data_dir) {
-  const std::string dir = data_dir.empty() ? default_data_dir(name) : data_dir;
-  DatasetPair pair;
-  if (name == "mnist") {
-    pair.train = load_mnist(dir, Split::Train);
-    pair.test = load_mnist(dir, Split::Test);
-  } else if (name == "fashion") {
-    pair.train = load_fashion_mnist(dir, Split::Train);
-    pair.test = load_fashion_mnist(dir, Split::Test);
+std::unique_ptr<TrainingStream> Experiment::stream(std::size_t batch_size, std::uint64_t seed) const {
+  if (kind == DistortionKind::none) return std::make_unique<EpochStream>(train, batch_size, seed);
+  return std::make_unique<DistortedStream>(train, kind, batch_size, seed);
+}
+
+Experiment load_experiment(const std::string& name, const ExperimentOptions& options) {
+  const std::string dir = options.data_dir.empty() ? default_data_dir(name) : options.data_dir;
+  Experiment e;
+  e.name = name;
+  if (name == "fashion") {
+    e.train = load_fashion_mnist(dir, Split::Train);
+    e.test = load_fashion_mnist(dir, Split::Test);
   } else {
-    throw std::invalid_argument("unknown dataset '" + name + "' (known: mnist, fashion)");
+    bool known = false;
+    for (const std::string& n : dataset_names()) known |= n == name;
+    if (!known) {
+      std::string list;
+      for (const std::string& n : dataset_names()) list += (list.empty() ? "" : ", ") + n;
+      throw std::invalid_argument("unknown dataset '" + name + "' (known: " + list + ")");
+    }
+    e.kind = name == "mnist" ? DistortionKind::none : parse_distortion(name);
+    e.train = load_mnist(dir, Split::Train);
+    Dataset mnist_test = load_mnist(dir, Split::Test);
+    e.test = e.kind == DistortionKind::none
+                 ? std::move(mnist_test)
+                 : distorted_test_set(mnist_test, e.kind, options.test_seed, options.cache_dir);
   }
-  const auto& shape = pair.train.images.shape();
-  pair.input = InputSpec{.channels = static_cast<int>(shape[1]), .height = static_cast<int>(shape[2]),
-                         .width = static_cast<int>(shape[3]), .classes = pair.train.num_classes};
-  return pair;
+  const auto& shape = e.test.images.shape();
+  e.input = InputSpec{.channels = static_cast<int>(shape[1]), .height = static_cast<int>(shape[2]),
+                      .width = static_cast<int>(shape[3]), .classes = e.test.num_classes};
+  return e;
 }
 
 }  // namespace stn::cli

@@ -1,24 +1,47 @@
-// The datasets the program trains on, by name.
+// The datasets the program trains on, by name: plain MNIST and Fashion-MNIST, and the
+// paper's distorted MNIST variants (r, rts, p, e, tc, add), drawn fresh for every training
+// batch, with a distorted test set cached per seed.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "framework/data/distorted.h"
+#include "framework/data/loader.h"
 #include "framework/data/mnist.h"
 #include "models/models.h"
 
 namespace stn::cli {
 
-struct DatasetPair {
-  Dataset train;
-  Dataset test;
-  InputSpec input;  // the models' input shape and classes
+// An endless stream of training batches; batch b is the same whatever came before
+// (seek(b) jumps there), so a resumed run continues exactly.
+class TrainingStream {
+ public:
+  virtual ~TrainingStream() = default;
+  virtual void next(Batch& batch) = 0;
+  virtual void seek(std::uint64_t batch_index) = 0;
 };
 
-// "mnist" (IDX files under data_dir, default data/mnist) or "fashion" (default the Debian
-// dataset-fashion-mnist directory). Throws std::invalid_argument for an unknown name and
-// stn::DataError for missing or bad files.
-DatasetPair load_dataset(const std::string& name, const std::string& data_dir);
+struct Experiment {
+  std::string name;             // "mnist", "fashion", "r", "rts", ...
+  DistortionKind kind = DistortionKind::none;
+  Dataset train;                // the (undistorted) training digits
+  Dataset test;                 // the test set (distorted and cached for distorted kinds)
+  InputSpec input;              // the models' input shape and classes
+
+  std::unique_ptr<TrainingStream> stream(std::size_t batch_size, std::uint64_t seed) const;
+};
+
+struct ExperimentOptions {
+  std::string data_dir;                  // IDX files; empty: the dataset's default
+  std::string cache_dir = "data/cache";  // distorted test sets
+  std::uint64_t test_seed = 1;           // the distorted test set's seed
+};
+
+// Throws std::invalid_argument for an unknown name, stn::DataError for missing/bad files.
+Experiment load_experiment(const std::string& name, const ExperimentOptions& options);
 std::string default_data_dir(const std::string& name);
 std::vector<std::string> dataset_names();
 

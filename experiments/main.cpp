@@ -1,41 +1,91 @@
 // stn: the command-line program. Subcommands:
 //   stn train   train a model, evaluate it, write a run directory
 //   stn eval    reload a run's weights and evaluate them again
+//   stn warp    apply one spatial transform to one image
+//   stn models  list a dataset's models with their layers and parameter counts
+//   stn data    write a grid of a dataset's training samples
+//   stn table   collect finished runs into the paper's Table 1
 // Every subcommand prints, as its last stdout line, one JSON object with its result.
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "experiments/commands.h"
+#include "experiments/presets.h"
 #include "experiments/train.h"
-#include "framework/error.h"
+#include "experiments/warp.h"
 
 namespace {
 
-void add_train_command(CLI::App& app, stn::cli::TrainConfig& config) {
-  CLI::App* train = app.add_subcommand("train", "Train a model, evaluate it on the test set, write runs/NAME/");
-  train->add_option("--dataset", config.dataset, "Dataset: mnist | fashion")->capture_default_str();
-  train->add_option("--model", config.model, "Model: fcn | cnn")->capture_default_str();
-  train->add_option("--data", config.data_dir, "Directory of the IDX files (default: data/mnist, or the Debian Fashion-MNIST directory)");
-  train->add_option("--epochs", config.epochs, "Passes over the training set (default 1 when --iters is not given)");
-  train->add_option("--iters", config.iters, "Training iterations (instead of --epochs)");
-  train->add_option("--batch", config.batch, "Batch size")->capture_default_str();
-  train->add_option("--lr", config.learning_rate, "Base learning rate")->capture_default_str();
-  train->add_option("--opt", config.optimizer, "Optimizer: sgd | adam")->capture_default_str();
-  train->add_option("--momentum", config.momentum, "SGD momentum")->capture_default_str();
-  train->add_option("--weight-decay", config.weight_decay, "L2 weight decay")->capture_default_str();
-  train->add_option("--schedule", config.schedule, "Learning-rate schedule: constant | step | cosine")->capture_default_str();
-  train->add_option("--step-every", config.step_every, "Step schedule: divide the rate by 10 every N iterations (default: a third of the run)");
-  train->add_option("--seed", config.seed, "Random seed (initialisation, data order)")->capture_default_str();
-  train->add_option("--threads", config.threads, "Threads (0 = all cores)")->capture_default_str();
-  train->add_option("--out", config.out, "Run directory (default runs/<dataset>-<model>-s<seed>)");
-  train->add_option("--log-every", config.log_every, "Iterations between metrics lines")->capture_default_str();
-  train->callback([&config]() {
-    nlohmann::json summary = stn::cli::run_training(config);
-    fmt::print("{}\n", summary.dump());
-  });
+using stn::cli::TrainConfig;
+
+// A train flag that overrides the preset's value only when given on the command line.
+struct Override {
+  CLI::Option* option;
+  std::function<void(TrainConfig&)> apply;
+};
+
+struct TrainCommand {
+  TrainConfig flags;
+  std::string preset = "none";
+  std::vector<Override> overrides;
+
+  template <class T>
+  void option(CLI::App* command, const std::string& name, T TrainConfig::*field, const std::string& help) {
+    CLI::Option* o = command->add_option(name, flags.*field, help);
+    overrides.push_back({o, [this, field](TrainConfig& c) { c.*field = flags.*field; }});
+  }
+  void flag(CLI::App* command, const std::string& name, bool TrainConfig::*field, const std::string& help) {
+    CLI::Option* o = command->add_flag(name, flags.*field, help);
+    overrides.push_back({o, [this, field](TrainConfig& c) { c.*field = flags.*field; }});
+  }
+
+  TrainConfig resolve() const {
+    TrainConfig config = stn::cli::preset_config(preset);
+    for (const Override& o : overrides)
+      if (o.option->count() > 0) o.apply(config);
+    // --epochs and --iters replace each other.
+    bool epochs_given = false, iters_given = false;
+    for (const Override& o : overrides) {
+      epochs_given |= o.option->get_name() == "--epochs" && o.option->count() > 0;
+      iters_given |= o.option->get_name() == "--iters" && o.option->count() > 0;
+    }
+    if (epochs_given && !iters_given) config.iters = 0;
+    return config;
+  }
+};
+
+void add_train_command(CLI::App& app, TrainCommand& train) {
+  CLI::App* c = app.add_subcommand("train", "Train a model, evaluate it on the test set, write runs/NAME/");
+  c->add_option("--preset", train.preset, "Defaults to start from: none | demo | fast | paper (flags override them)")
+      ->capture_default_str();
+  train.option(c, "--dataset", &TrainConfig::dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add (default mnist)");
+  train.option(c, "--model", &TrainConfig::model, "Model (see stn models --dataset X; default cnn)");
+  train.option(c, "--data", &TrainConfig::data_dir, "Directory of the IDX files (default data/mnist, or the Debian Fashion-MNIST directory)");
+  train.option(c, "--cache", &TrainConfig::cache_dir, "Directory for the cached distorted test sets (default data/cache)");
+  train.option(c, "--epochs", &TrainConfig::epochs, "Passes over the training set (default 1 when --iters is not given)");
+  train.option(c, "--iters", &TrainConfig::iters, "Training iterations (instead of --epochs)");
+  train.option(c, "--batch", &TrainConfig::batch, "Batch size (default 256)");
+  train.option(c, "--lr", &TrainConfig::learning_rate, "Base learning rate (default 0.01)");
+  train.option(c, "--opt", &TrainConfig::optimizer, "Optimizer: sgd | adam (default sgd)");
+  train.option(c, "--momentum", &TrainConfig::momentum, "SGD momentum (default 0.9)");
+  train.flag(c, "--nesterov", &TrainConfig::nesterov, "Nesterov momentum");
+  train.option(c, "--weight-decay", &TrainConfig::weight_decay, "L2 weight decay (default 0)");
+  train.option(c, "--schedule", &TrainConfig::schedule, "Learning-rate schedule: constant | step | cosine (default constant)");
+  train.option(c, "--step-every", &TrainConfig::step_every, "Step schedule: divide the rate by 10 every N iterations (default: a third of the run)");
+  train.option(c, "--loc-lr-scale", &TrainConfig::localisation_lr_scale, "Learning-rate multiplier of the localisation networks (default 1)");
+  train.option(c, "--seed", &TrainConfig::seed, "Random seed: initialisation and data (default 1)");
+  train.option(c, "--test-seed", &TrainConfig::test_seed, "Seed of the distorted test set (default 1; keep it fixed across models)");
+  train.option(c, "--threads", &TrainConfig::threads, "Threads (0 = all cores)");
+  train.option(c, "--out", &TrainConfig::out, "Run directory (default runs/<dataset>-<model>-s<seed>)");
+  train.option(c, "--log-every", &TrainConfig::log_every, "Iterations between metrics lines (default 50)");
+  train.option(c, "--eval-every", &TrainConfig::eval_every, "Iterations between test evaluations and weight saves (default: only at the end)");
+  c->callback([&train]() { fmt::print("{}\n", stn::cli::run_training(train.resolve()).dump()); });
 }
 
 void add_eval_command(CLI::App& app, std::string& run_directory, int& threads) {
@@ -43,9 +93,54 @@ void add_eval_command(CLI::App& app, std::string& run_directory, int& threads) {
   eval->add_option("--run", run_directory, "Run directory written by stn train")->required();
   eval->add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
   eval->callback([&run_directory, &threads]() {
-    nlohmann::json summary = stn::cli::run_evaluation(run_directory, threads);
-    fmt::print("{}\n", summary.dump());
+    fmt::print("{}\n", stn::cli::run_evaluation(run_directory, threads).dump());
   });
+}
+
+void add_warp_command(CLI::App& app, stn::cli::WarpConfig& config) {
+  CLI::App* warp = app.add_subcommand("warp", "Apply one spatial transform to one image (PNG, .npy or an MNIST digit)");
+  warp->add_option("--input", config.input, "PNG file, .npy file, or mnist:train:INDEX / mnist:test:INDEX")->required();
+  warp->add_option("--data", config.data_dir, "MNIST directory for mnist: inputs")->capture_default_str();
+  warp->add_option("--out", config.output, "Output .png or .npy")->required();
+  warp->add_option("--affine", config.affine, "Affine theta a,b,c,d,e,f (row-major 2x3, normalised coordinates)")->delimiter(',');
+  warp->add_option("--projective", config.projective, "Projective h11,h12,h13,h21,h22,h23,h31,h32 (h33 = 1)")->delimiter(',');
+  warp->add_option("--tps", config.tps, "TPS: x1,y1,...: source positions of the k*k target control points")->delimiter(',');
+  warp->add_option("--rotate", config.rotate, "Rotate the picture DEG degrees counter-clockwise about the centre");
+  warp->add_option("--zoom", config.zoom, "Magnify S times about the centre");
+  warp->add_option("--pan", config.pan, "Centre the output on input point TX,TY (normalised)")->delimiter(',');
+  warp->add_option("--crop", config.crop, "Show the input box X0,Y0,X1,Y1 (normalised)")->delimiter(',');
+  warp->add_option("--size", config.size, "Output size HxW (default: the input's)");
+  warp->add_flag("--align-corners", config.align_corners, "Corner pixel centres at -1 and +1");
+  warp->add_option("--padding", config.padding, "zeros | border")->capture_default_str();
+  warp->add_flag("--nearest", config.nearest, "Nearest-neighbour sampling instead of bilinear");
+  warp->add_flag("--print-theta", config.print_theta, "Print the composed affine matrix");
+  warp->callback([&config]() { fmt::print("{}\n", stn::cli::run_warp(config).dump()); });
+}
+
+struct SmallCommands {
+  std::string dataset = "rts", data_dir = "data/mnist", output = "sample.png", runs = "runs";
+  std::size_t count = 32;
+  std::uint64_t seed = 1;
+  bool markdown = false;
+};
+
+void add_small_commands(CLI::App& app, SmallCommands& s) {
+  CLI::App* models = app.add_subcommand("models", "List a dataset's models: layers and parameter counts");
+  models->add_option("--dataset", s.dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add")->capture_default_str();
+  models->callback([&s]() { fmt::print("{}\n", stn::cli::run_models(s.dataset).dump()); });
+
+  CLI::App* data = app.add_subcommand("data", "Write a grid of a dataset's training samples to a PNG");
+  data->add_option("--dataset", s.dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add")->capture_default_str();
+  data->add_option("--data", s.data_dir, "MNIST directory")->capture_default_str();
+  data->add_option("--out", s.output, "Output PNG")->capture_default_str();
+  data->add_option("--count", s.count, "Samples")->capture_default_str();
+  data->add_option("--seed", s.seed, "Seed")->capture_default_str();
+  data->callback([&s]() { fmt::print("{}\n", stn::cli::run_data(s.dataset, s.data_dir, s.output, s.count, s.seed).dump()); });
+
+  CLI::App* table = app.add_subcommand("table", "Collect finished runs into the paper's Table 1, beside the paper's numbers");
+  table->add_option("--runs", s.runs, "Directory of run directories")->capture_default_str();
+  table->add_flag("--markdown", s.markdown, "Print a Markdown table");
+  table->callback([&s]() { fmt::print("{}\n", stn::cli::run_table(s.runs, s.markdown).dump()); });
 }
 
 }  // namespace
@@ -53,11 +148,15 @@ void add_eval_command(CLI::App& app, std::string& run_directory, int& threads) {
 int main(int argc, char** argv) {
   CLI::App app{"stn: spatial transformer networks on a small reverse-mode tape framework"};
   app.require_subcommand(1);
-  stn::cli::TrainConfig train_config;
+  TrainCommand train;
   std::string run_directory;
   int eval_threads = 0;
-  add_train_command(app, train_config);
+  stn::cli::WarpConfig warp;
+  SmallCommands small;
+  add_train_command(app, train);
   add_eval_command(app, run_directory, eval_threads);
+  add_warp_command(app, warp);
+  add_small_commands(app, small);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "experiments/datasets.h"
+#include "experiments/figures.h"
 #include "experiments/progress.h"
 #include "framework/data/loader.h"
 #include "framework/error.h"
@@ -19,6 +21,7 @@
 #include "framework/optim/schedule.h"
 #include "framework/random.h"
 #include "layers/checkpoint.h"
+#include "layers/spatial_transformer.h"
 #include "models/models.h"
 
 namespace stn::cli {
@@ -26,33 +29,39 @@ namespace stn::cli {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-nlohmann::json TrainConfig::to_json() const {
-  return json{{"dataset", dataset}, {"model", model},       {"data_dir", data_dir},
-              {"epochs", epochs},   {"iters", iters},       {"batch", batch},
-              {"optimizer", optimizer}, {"lr", learning_rate}, {"momentum", momentum},
+json TrainConfig::to_json() const {
+  return json{{"dataset", dataset}, {"model", model}, {"preset", preset}, {"data_dir", data_dir},
+              {"cache_dir", cache_dir}, {"epochs", epochs}, {"iters", iters}, {"batch", batch},
+              {"optimizer", optimizer}, {"lr", learning_rate}, {"momentum", momentum}, {"nesterov", nesterov},
               {"weight_decay", weight_decay}, {"schedule", schedule}, {"step_every", step_every},
-              {"seed", seed},       {"threads", threads},   {"out", out},
-              {"log_every", log_every}};
+              {"loc_lr_scale", localisation_lr_scale}, {"seed", seed}, {"test_seed", test_seed},
+              {"threads", threads}, {"out", out}, {"log_every", log_every}, {"eval_every", eval_every}};
 }
 
-TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+TrainConfig TrainConfig::from_json(const json& j) {
   TrainConfig c;
   c.dataset = j.value("dataset", c.dataset);
   c.model = j.value("model", c.model);
+  c.preset = j.value("preset", c.preset);
   c.data_dir = j.value("data_dir", c.data_dir);
+  c.cache_dir = j.value("cache_dir", c.cache_dir);
   c.epochs = j.value("epochs", c.epochs);
   c.iters = j.value("iters", c.iters);
   c.batch = j.value("batch", c.batch);
   c.optimizer = j.value("optimizer", c.optimizer);
   c.learning_rate = j.value("lr", c.learning_rate);
   c.momentum = j.value("momentum", c.momentum);
+  c.nesterov = j.value("nesterov", c.nesterov);
   c.weight_decay = j.value("weight_decay", c.weight_decay);
   c.schedule = j.value("schedule", c.schedule);
   c.step_every = j.value("step_every", c.step_every);
+  c.localisation_lr_scale = j.value("loc_lr_scale", c.localisation_lr_scale);
   c.seed = j.value("seed", c.seed);
+  c.test_seed = j.value("test_seed", c.test_seed);
   c.threads = j.value("threads", c.threads);
   c.out = j.value("out", c.out);
   c.log_every = j.value("log_every", c.log_every);
+  c.eval_every = j.value("eval_every", c.eval_every);
   return c;
 }
 
@@ -60,9 +69,10 @@ void TrainConfig::validate() const {
   auto fail = [](const std::string& m) { throw std::invalid_argument(m); };
   if (batch == 0) fail("--batch must be at least 1");
   if (epochs && iters) fail("give --epochs or --iters, not both");
-  if (!(learning_rate > 0.0f)) fail("--lr must be positive, got " + std::to_string(learning_rate));
-  if (momentum < 0.0f || momentum >= 1.0f) fail("--momentum must be in [0, 1), got " + std::to_string(momentum));
-  if (weight_decay < 0.0f) fail("--weight-decay must be >= 0");
+  if (!(learning_rate > 0.0f) || !std::isfinite(learning_rate)) fail("--lr must be positive, got " + std::to_string(learning_rate));
+  if (!(momentum >= 0.0f && momentum < 1.0f)) fail("--momentum must be in [0, 1), got " + std::to_string(momentum));
+  if (!(weight_decay >= 0.0f)) fail("--weight-decay must be >= 0");
+  if (!(localisation_lr_scale >= 0.0f)) fail("--loc-lr-scale must be >= 0");
   if (optimizer != "sgd" && optimizer != "adam") fail("unknown optimizer '" + optimizer + "' (expected sgd or adam)");
   if (threads < 0) fail("--threads must be >= 0 (0 = all cores)");
   if (log_every == 0) fail("--log-every must be at least 1");
@@ -75,7 +85,6 @@ void set_threads(int threads) {
 
 namespace {
 
-// Index of the largest logit per row.
 std::size_t count_correct(const Tensor& logits, const std::int32_t* labels) {
   const std::size_t rows = logits.shape()[0], classes = logits.shape()[1];
   std::size_t correct = 0;
@@ -89,21 +98,32 @@ std::size_t count_correct(const Tensor& logits, const std::int32_t* labels) {
   return correct;
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, Module& model) {
-  std::vector<ParameterGroup> groups = {{model.parameters(), 1.0f}};
+  std::vector<ParameterGroup> groups = localisation_parameter_groups(model, c.localisation_lr_scale);
   if (c.optimizer == "adam")
     return std::make_unique<Adam>(groups, AdamOptions{.learning_rate = c.learning_rate, .weight_decay = c.weight_decay});
   return std::make_unique<SGD>(groups, SgdOptions{.learning_rate = c.learning_rate, .momentum = c.momentum,
+                                                  .nesterov = c.nesterov && c.momentum > 0.0f,
                                                   .weight_decay = c.weight_decay});
 }
 
-std::string default_run_directory(const TrainConfig& c) {
-  return "runs/" + c.dataset + "-" + c.model + "-s" + std::to_string(c.seed);
+ExperimentOptions experiment_options(const TrainConfig& c) {
+  return ExperimentOptions{.data_dir = c.data_dir, .cache_dir = c.cache_dir, .test_seed = c.test_seed};
 }
+
+// Appends one JSON line and flushes it, so a killed run leaves every line written so far.
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path) : out_(path, std::ios::trunc) {
+    if (!out_) throw std::runtime_error(path + ": cannot open for writing");
+  }
+  void write(const json& line) { out_ << line.dump() << std::endl; }
+
+ private:
+  std::ofstream out_;
+};
 
 }  // namespace
 
@@ -123,7 +143,7 @@ Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size) 
     tape.clear();
     Var logits = model.forward(tape.input(batch.images));
     correct += count_correct(logits.value(), batch.labels.data());
-    loss_total += cross_entropy(logits, batch.labels).value().data()[0] * static_cast<double>(batch.labels.size());
+    loss_total += cross_entropy(logits, batch.labels).value()() * static_cast<double>(batch.labels.size());
     result.samples += batch.labels.size();
   }
   result.seconds = seconds_since(start);
@@ -137,52 +157,45 @@ Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size) 
 json run_training(const TrainConfig& input_config) {
   TrainConfig config = input_config;
   config.validate();
-  if (config.out.empty()) config.out = default_run_directory(config);
+  if (config.out.empty()) config.out = "runs/" + config.dataset + "-" + config.model + "-s" + std::to_string(config.seed);
   if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
   set_threads(config.threads);
   manual_seed(config.seed);
 
-  DatasetPair data = load_dataset(config.dataset, config.data_dir);
-  std::shared_ptr<Module> model = make_model(config.model, data.input);
+  Experiment experiment = load_experiment(config.dataset, experiment_options(config));
+  std::shared_ptr<Module> model = make_model(config.model, experiment.input);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(config, *model);
-
-  DataLoader loader(data.train, LoaderOptions{.batch_size = config.batch, .shuffle = true, .drop_last = true,
-                                              .seed = config.seed});
-  const std::size_t per_epoch = loader.batches_per_epoch();
-  if (per_epoch == 0)
-    throw std::invalid_argument("--batch " + std::to_string(config.batch) + " is larger than the training set (" +
-                                std::to_string(data.train.size()) + " samples)");
+  std::unique_ptr<TrainingStream> stream = experiment.stream(config.batch, config.seed);
+  const std::size_t per_epoch = std::max<std::size_t>(experiment.train.size() / config.batch, 1);
   const std::size_t iterations = config.iters ? config.iters : per_epoch * std::max<std::size_t>(config.epochs, 1);
   Schedule schedule;
   schedule.kind = parse_schedule_kind(config.schedule);
   schedule.step_every = config.step_every ? config.step_every : std::max<std::size_t>(iterations / 3, 1);
   schedule.total = iterations;
+  const bool has_transformers = !find_transformers(*model).empty();
 
   std::filesystem::create_directories(config.out);
+  std::filesystem::remove(config.out + "/result.json");  // present only once this run finishes
   json config_json = config.to_json();
   config_json["iterations"] = iterations;
   config_json["params"] = model->parameter_count();
   config_json["schedule_description"] = schedule.describe();
   write_file_atomically(config.out + "/config.json", config_json.dump(2) + "\n");
-  std::ofstream metrics(config.out + "/metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw std::runtime_error(config.out + "/metrics.jsonl: cannot open for writing");
+  MetricsLog metrics(config.out + "/metrics.jsonl");
+  const std::map<std::string, std::string> weights_metadata = {
+      {"model", config.model}, {"dataset", config.dataset}, {"preset", config.preset}};
 
-  fmt::print("training {} on {}: {} parameters, {} iterations of batch {} ({} per epoch), {} threads\n",
-             config.model, config.dataset, model->parameter_count(), iterations, config.batch, per_epoch,
-             omp_get_max_threads());
+  fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
+             config.model, config.dataset, config.preset, model->parameter_count(), iterations, config.batch,
+             omp_get_max_threads(), config.out);
   Progress progress("train", iterations, std::max<std::size_t>(iterations / 20, 1));
   Tape tape;
   Batch batch;
-  std::size_t epoch = 0;
-  loader.start_epoch(epoch);
-  double train_seconds = 0.0, window_loss = 0.0;
+  double train_seconds = 0.0, window_loss = 0.0, last_test_error = NAN;
   std::size_t window_correct = 0, window_samples = 0;
   model->train();
   for (std::size_t iteration = 0; iteration < iterations; ++iteration) {
-    if (!loader.next(batch)) {
-      loader.start_epoch(++epoch);
-      loader.next(batch);
-    }
+    stream->next(batch);
     const auto step_start = Clock::now();
     optimizer->set_learning_rate(schedule.learning_rate(config.learning_rate, iteration));
     tape.clear();
@@ -193,39 +206,50 @@ json run_training(const TrainConfig& input_config) {
     optimizer->zero_grad();
     train_seconds += seconds_since(step_start);
 
-    const float loss_value = loss.value().data()[0];
+    const float loss_value = loss.value()();
     if (!std::isfinite(loss_value))
       throw std::runtime_error("training diverged: loss is " + std::to_string(loss_value) + " at iteration " +
                                std::to_string(iteration + 1) + " (try a smaller --lr)");
     window_loss += loss_value * static_cast<double>(batch.labels.size());
     window_correct += count_correct(logits.value(), batch.labels.data());
     window_samples += batch.labels.size();
-    const double samples_per_s = static_cast<double>((iteration + 1) * config.batch) / train_seconds;
-    if ((iteration + 1) % config.log_every == 0 || iteration + 1 == iterations) {
-      metrics << json{{"iter", iteration + 1},
-                      {"epoch", epoch},
-                      {"loss", window_loss / static_cast<double>(window_samples)},
-                      {"train_accuracy", static_cast<double>(window_correct) / static_cast<double>(window_samples)},
-                      {"lr", optimizer->learning_rate()},
-                      {"samples_per_s", samples_per_s}}
-                      .dump()
-              << std::endl;
-      progress.update(iteration + 1, fmt::format("loss {:.4f}  acc {:.2f}%  {:.0f} samples/s",
-                                                 window_loss / static_cast<double>(window_samples),
-                                                 100.0 * static_cast<double>(window_correct) / static_cast<double>(window_samples),
-                                                 samples_per_s));
+    const std::size_t done = iteration + 1;
+    const double samples_per_s = static_cast<double>(done * config.batch) / train_seconds;
+    if (done % config.log_every == 0 || done == iterations) {
+      json line = {{"iter", done},
+                   {"loss", window_loss / static_cast<double>(window_samples)},
+                   {"train_accuracy", static_cast<double>(window_correct) / static_cast<double>(window_samples)},
+                   {"lr", optimizer->learning_rate()},
+                   {"samples_per_s", samples_per_s}};
+      if (has_transformers) line["transformers"] = transformer_health(*model);
+      metrics.write(line);
+      progress.update(done, fmt::format("loss {:.4f}  acc {:.2f}%  {:.0f} samples/s{}",
+                                        window_loss / static_cast<double>(window_samples),
+                                        100.0 * static_cast<double>(window_correct) / static_cast<double>(window_samples),
+                                        samples_per_s,
+                                        std::isnan(last_test_error) ? "" : fmt::format("  test {:.2f}%", last_test_error)));
       window_loss = 0.0;
       window_correct = window_samples = 0;
     } else {
-      progress.update(iteration + 1, fmt::format("loss {:.4f}  {:.0f} samples/s", loss_value, samples_per_s));
+      progress.update(done, fmt::format("loss {:.4f}  {:.0f} samples/s", loss_value, samples_per_s));
+    }
+    if (config.eval_every && done % config.eval_every == 0 && done < iterations) {
+      tape.clear();
+      Evaluation test = evaluate(*model, experiment.test);
+      last_test_error = test.error_percent;
+      metrics.write({{"iter", done}, {"test_error", test.error_percent}, {"test_loss", test.loss}});
+      save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
     }
   }
   progress.finish(fmt::format("done in {}", format_duration(train_seconds)));
   tape.clear();
 
-  save_parameters(config.out + "/model.safetensors", *model,
-                  {{"model", config.model}, {"dataset", config.dataset}, {"iters", std::to_string(iterations)}});
-  Evaluation test = evaluate(*model, data.test);
+  save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
+  Evaluation test = evaluate(*model, experiment.test);
+  metrics.write({{"iter", iterations}, {"test_error", test.error_percent}, {"test_loss", test.loss}, {"final", true}});
+  if (has_transformers && write_transformer_figure(*model, experiment.test, 8, config.out + "/transformer.png"))
+    fmt::print("transformer figure: {}/transformer.png\n", config.out);
+  if (write_training_curves(config.out)) fmt::print("training curves: {}/curves.png\n", config.out);
   json summary = {{"test_error", test.error_percent},
                   {"test_loss", test.loss},
                   {"iters", iterations},
@@ -234,17 +258,17 @@ json run_training(const TrainConfig& input_config) {
                   {"seconds", train_seconds},
                   {"dataset", config.dataset},
                   {"model", config.model},
+                  {"preset", config.preset},
+                  {"seed", config.seed},
+                  {"threads", omp_get_max_threads()},
                   {"run", config.out}};
-  metrics << json{{"final", true}, {"iter", iterations}, {"test_error", test.error_percent}, {"test_loss", test.loss}}.dump()
-          << std::endl;
   write_file_atomically(config.out + "/result.json", summary.dump(2) + "\n");
   return summary;
 }
 
 json run_evaluation(const std::string& run_directory, int threads) {
   const std::string config_path = run_directory + "/config.json";
-  if (!std::filesystem::exists(config_path))
-    throw DataError(run_directory + ": not a run directory (no config.json)");
+  if (!std::filesystem::exists(config_path)) throw DataError(run_directory + ": not a run directory (no config.json)");
   json config_json;
   try {
     config_json = json::parse(read_file(config_path));
@@ -253,10 +277,10 @@ json run_evaluation(const std::string& run_directory, int threads) {
   }
   TrainConfig config = TrainConfig::from_json(config_json);
   set_threads(threads);
-  DatasetPair data = load_dataset(config.dataset, config.data_dir);
-  std::shared_ptr<Module> model = make_model(config.model, data.input);
+  Experiment experiment = load_experiment(config.dataset, experiment_options(config));
+  std::shared_ptr<Module> model = make_model(config.model, experiment.input);
   load_parameters(run_directory + "/model.safetensors", *model);
-  Evaluation test = evaluate(*model, data.test);
+  Evaluation test = evaluate(*model, experiment.test);
   return json{{"test_error", test.error_percent},
               {"test_loss", test.loss},
               {"iters", config_json.value("iterations", std::size_t{0})},
@@ -265,6 +289,7 @@ json run_evaluation(const std::string& run_directory, int threads) {
               {"seconds", test.seconds},
               {"dataset", config.dataset},
               {"model", config.model},
+              {"preset", config.preset},
               {"run", run_directory}};
 }
 

@@ -1,7 +1,9 @@
 // `stn train` and `stn eval`: the training loop, evaluation and the run directory.
 //
 // A run directory holds config.json (every setting), metrics.jsonl (one JSON object per
-// logged step, then one for the final evaluation) and model.safetensors (the weights).
+// logged step, per evaluation, and a final one), model.safetensors (the weights, rewritten
+// at every evaluation so an interrupted run keeps its last ones), result.json (the summary,
+// only once the run has finished), transformer.png and curves.png.
 #pragma once
 
 #include <cstdint>
@@ -17,20 +19,26 @@ namespace stn::cli {
 struct TrainConfig {
   std::string dataset = "mnist";
   std::string model = "cnn";
-  std::string data_dir;       // empty: the dataset's default
-  std::size_t epochs = 0;     // one of epochs / iters; both 0 means 1 epoch
+  std::string preset = "none";
+  std::string data_dir;                  // empty: the dataset's default
+  std::string cache_dir = "data/cache";  // distorted test sets
+  std::size_t epochs = 0;                // one of epochs / iters; both 0 means 1 epoch
   std::size_t iters = 0;
   std::size_t batch = 256;
   std::string optimizer = "sgd";
   float learning_rate = 0.01f;
-  float momentum = 0.9f;      // SGD only
+  float momentum = 0.9f;  // SGD only
+  bool nesterov = false;
   float weight_decay = 0.0f;
   std::string schedule = "constant";
-  std::size_t step_every = 0;  // step schedule: 0 = a third of the run
+  std::size_t step_every = 0;          // step schedule: 0 = a third of the run
+  float localisation_lr_scale = 1.0f;  // learning-rate multiplier of the transformers' localisation nets
   std::uint64_t seed = 1;
-  int threads = 0;            // 0: all cores
-  std::string out;            // run directory; empty: runs/<dataset>-<model>-s<seed>
+  std::uint64_t test_seed = 1;  // the distorted test set's seed (the same for every model)
+  int threads = 0;              // 0: all cores
+  std::string out;              // run directory; empty: runs/<dataset>-<model>-s<seed>
   std::size_t log_every = 50;
+  std::size_t eval_every = 0;  // 0: only at the end
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j);
@@ -45,7 +53,7 @@ struct Evaluation {
 };
 
 // Test-set error of `model` in evaluation mode, without recording a backward.
-Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size = 1000);
+Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size = 500);
 
 // Trains, evaluates, writes the run directory; returns the final JSON summary (also printed
 // as the last stdout line by the command).

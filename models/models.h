@@ -33,6 +33,17 @@ struct CnnOptions {
 };
 std::shared_ptr<Module> make_cnn(const InputSpec& input, const CnnOptions& options = {});
 
+// The parameter budget of an experiment: its CNN baseline's count for this input.
+std::size_t baseline_parameter_count(const InputSpec& input);
+// The FCN with two hidden layers whose width matches the budget (PAPER.md: equal counts).
+std::shared_ptr<Module> make_sized_fcn(const InputSpec& input);
+
+enum class TransformKind;
+std::shared_ptr<Module> make_st_fcn(const InputSpec& input, TransformKind kind);
+std::shared_ptr<Module> make_st_cnn(const InputSpec& input, TransformKind kind);
+// Two transformers in parallel on the same input, outputs concatenated on channels.
+std::shared_ptr<Module> make_2xst_fcn(const InputSpec& input, TransformKind kind);
+
 using ModelFactory = std::function<std::shared_ptr<Module>(const InputSpec&)>;
 
 // Builds a registered model; throws std::invalid_argument listing the known names otherwise.

@@ -1,17 +1,32 @@
 #include <map>
 #include <stdexcept>
 
+#include "layers/spatial_transformer.h"
 #include "models/models.h"
 
 namespace stn {
 
 namespace {
 
+std::map<std::string, ModelFactory> build_registry();
+
 const std::map<std::string, ModelFactory>& registry() {
-  static const std::map<std::string, ModelFactory> factories = {
-      {"fcn", [](const InputSpec& input) { return make_fcn(input); }},
+  static const std::map<std::string, ModelFactory> factories = build_registry();
+  return factories;
+}
+
+std::map<std::string, ModelFactory> build_registry() {
+  std::map<std::string, ModelFactory> factories = {
+      {"fcn", [](const InputSpec& input) { return make_sized_fcn(input); }},
+      {"fcn-256", [](const InputSpec& input) { return make_fcn(input, {.hidden_units = 256}); }},
       {"cnn", [](const InputSpec& input) { return make_cnn(input); }},
+      {"2xst-fcn", [](const InputSpec& input) { return make_2xst_fcn(input, TransformKind::affine); }},
   };
+  for (const char* kind : {"aff", "att", "proj", "tps"}) {
+    TransformKind k = parse_transform_kind(kind);
+    factories[std::string("st-fcn-") + kind] = [k](const InputSpec& input) { return make_st_fcn(input, k); };
+    factories[std::string("st-cnn-") + kind] = [k](const InputSpec& input) { return make_st_cnn(input, k); };
+  }
   return factories;
 }
 

@@ -1,0 +1,164 @@
+#include "experiments/commands.h"
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include <fmt/core.h>
+
+#include "experiments/datasets.h"
+#include "framework/data/distorted.h"
+#include "framework/io/atomic_file.h"
+#include "framework/io/png.h"
+#include "layers/spatial_transformer.h"
+#include "models/models.h"
+
+namespace stn::cli {
+
+using json = nlohmann::json;
+
+namespace {
+
+InputSpec input_for(const std::string& dataset) {
+  if (dataset == "mnist" || dataset == "fashion") return InputSpec{};
+  const DistortionKind kind = parse_distortion(dataset);
+  const int side = static_cast<int>(distortion_canvas_side(kind));
+  return InputSpec{.channels = static_cast<int>(distortion_channels(kind)), .height = side, .width = side,
+                   .classes = distortion_classes(kind)};
+}
+
+// The paper's test errors (PAPER.md), by model then dataset column.
+const std::map<std::string, std::map<std::string, double>>& paper_results() {
+  static const std::map<std::string, std::map<std::string, double>> table = {
+      {"fcn", {{"r", 2.1}, {"rts", 5.2}, {"p", 3.1}, {"e", 3.2}, {"tc", 13.2}, {"add", 47.7}}},
+      {"cnn", {{"r", 1.2}, {"rts", 0.8}, {"p", 1.5}, {"e", 1.4}, {"tc", 3.5}, {"add", 14.7}}},
+      {"st-fcn-aff", {{"r", 1.2}, {"rts", 0.8}, {"p", 1.5}, {"e", 2.7}, {"tc", 2.0}, {"add", 18.5}}},
+      {"st-fcn-proj", {{"r", 1.3}, {"rts", 0.9}, {"p", 1.4}, {"e", 2.6}}},
+      {"st-fcn-tps", {{"r", 1.1}, {"rts", 0.8}, {"p", 1.4}, {"e", 2.4}}},
+      {"st-cnn-aff", {{"r", 0.7}, {"rts", 0.5}, {"p", 0.8}, {"e", 1.2}, {"tc", 1.7}}},
+      {"st-cnn-proj", {{"r", 0.8}, {"rts", 0.6}, {"p", 0.8}, {"e", 1.3}}},
+      {"st-cnn-tps", {{"r", 0.7}, {"rts", 0.5}, {"p", 0.8}, {"e", 1.1}}},
+      {"2xst-fcn", {{"add", 5.8}}},
+  };
+  return table;
+}
+
+}  // namespace
+
+json run_models(const std::string& dataset) {
+  const InputSpec input = input_for(dataset);
+  const std::size_t budget = baseline_parameter_count(input);
+  json list = json::array();
+  fmt::print("dataset {}: input {}x{}x{}, {} classes; parameter budget {} (the CNN's)\n\n", dataset, input.channels,
+             input.height, input.width, input.classes, budget);
+  for (const std::string& name : model_names()) {
+    if (name == "2xst-fcn" && dataset != "add") continue;
+    std::shared_ptr<Module> model = make_model(name, input);
+    Tape tape;
+    NoGradScope no_grad(tape);
+    model->eval();
+    Var out = model->forward(tape.input(zeros({1, static_cast<std::size_t>(input.channels),
+                                                static_cast<std::size_t>(input.height),
+                                                static_cast<std::size_t>(input.width)})));
+    const std::size_t count = model->parameter_count();
+    const double ratio = static_cast<double>(count) / static_cast<double>(budget);
+    fmt::print("== {} ({} parameters, {:+.1f}% of the budget), output {}\n{}\n", name, count, 100.0 * (ratio - 1.0),
+               shape_string(out.value()), model->summary());
+    list.push_back({{"model", name}, {"params", count}, {"budget_ratio", ratio}});
+  }
+  return {{"dataset", dataset}, {"budget", budget}, {"models", list}};
+}
+
+json run_data(const std::string& dataset, const std::string& data_dir, const std::string& output, std::size_t count,
+              std::uint64_t seed) {
+  if (count == 0 || count > 1024) throw std::invalid_argument("--count must be in [1, 1024]");
+  Experiment experiment = load_experiment(dataset, ExperimentOptions{.data_dir = data_dir});
+  std::unique_ptr<TrainingStream> stream = experiment.stream(count, seed);
+  Batch batch;
+  stream->next(batch);
+  const std::size_t c = batch.images.shape()[1], h = batch.images.shape()[2], w = batch.images.shape()[3];
+  const int columns = 8, rows = static_cast<int>((count + 7) / 8);
+  const int scale = std::max(1, 84 / static_cast<int>(h));
+  const int cell_w = static_cast<int>(w * c) * scale + 4, cell_h = static_cast<int>(h) * scale + 4;
+  Canvas canvas(columns * cell_w + 4, rows * cell_h + 4, Rgb{60, 60, 60});
+  for (std::size_t n = 0; n < count; ++n) {
+    const int x0 = 4 + static_cast<int>(n % 8) * cell_w, y0 = 4 + static_cast<int>(n / 8) * cell_h;
+    for (std::size_t k = 0; k < c; ++k)
+      canvas.paste_gray(batch.images.data() + (n * c + k) * h * w, static_cast<int>(h), static_cast<int>(w),
+                        x0 + static_cast<int>(k * w) * scale, y0, scale, 0.0f, 1.0f);
+  }
+  canvas.save_png(output);
+  fmt::print("{} samples of {} ({}x{}, {} channel{}) -> {}\n", count, dataset, h, w, c, c > 1 ? "s" : "", output);
+  return {{"dataset", dataset}, {"out", output}, {"count", count}, {"labels", batch.labels}};
+}
+
+json run_table(const std::string& runs_dir, bool markdown) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(runs_dir)) throw std::invalid_argument("--runs: '" + runs_dir + "' is not a directory");
+  // model -> dataset -> errors (one per finished run)
+  std::map<std::string, std::map<std::string, std::vector<double>>> errors;
+  std::vector<std::string> skipped;
+  std::vector<fs::path> directories;
+  for (const auto& entry : fs::directory_iterator(runs_dir))
+    if (entry.is_directory() && fs::exists(entry.path() / "config.json")) directories.push_back(entry.path());
+  std::sort(directories.begin(), directories.end());
+  for (const fs::path& dir : directories) {
+    if (!fs::exists(dir / "result.json")) {
+      skipped.push_back(dir.string());
+      continue;
+    }
+    json result = json::parse(read_file((dir / "result.json").string()), nullptr, false);
+    if (result.is_discarded() || !result.contains("test_error")) {
+      skipped.push_back(dir.string() + " (unreadable result.json)");
+      continue;
+    }
+    errors[result.value("model", "?")][result.value("dataset", "?")].push_back(result["test_error"].get<double>());
+  }
+  const std::vector<std::string> columns = {"r", "rts", "p", "e", "tc", "add", "mnist", "fashion"};
+  std::set<std::string> used;
+  for (const auto& [model, by_dataset] : errors)
+    for (const auto& [dataset, values] : by_dataset) used.insert(dataset);
+  std::vector<std::string> shown;
+  for (const std::string& c : columns)
+    if (used.count(c)) shown.push_back(c);
+
+  auto cell = [&](const std::string& model, const std::string& dataset) -> std::string {
+    std::string ours = "-";
+    auto m = errors.find(model);
+    if (m != errors.end() && m->second.count(dataset)) {
+      const std::vector<double>& v = m->second.at(dataset);
+      double mean = 0.0, variance = 0.0;
+      for (double x : v) mean += x;
+      mean /= static_cast<double>(v.size());
+      for (double x : v) variance += (x - mean) * (x - mean);
+      ours = v.size() > 1 ? fmt::format("{:.2f} ± {:.2f} (n={})", mean, std::sqrt(variance / static_cast<double>(v.size() - 1)), v.size())
+                          : fmt::format("{:.2f}", mean);
+    }
+    auto p = paper_results().find(model);
+    std::string paper = p != paper_results().end() && p->second.count(dataset) ? fmt::format("{:.1f}", p->second.at(dataset)) : "-";
+    return ours + " / " + paper;
+  };
+  json table = json::object();
+  std::string header = markdown ? "| model (ours / paper, % error) |" : fmt::format("{:<14}", "model");
+  for (const std::string& c : shown) header += markdown ? " " + c + " |" : fmt::format("{:>26}", c);
+  fmt::print("{}\n", header);
+  if (markdown) {
+    std::string rule = "| --- |";
+    for (std::size_t i = 0; i < shown.size(); ++i) rule += " --- |";
+    fmt::print("{}\n", rule);
+  }
+  for (const auto& [model, by_dataset] : errors) {
+    std::string row = markdown ? "| " + model + " |" : fmt::format("{:<14}", model);
+    for (const std::string& c : shown) {
+      row += markdown ? " " + cell(model, c) + " |" : fmt::format("{:>26}", cell(model, c));
+      if (by_dataset.count(c)) table[model][c] = by_dataset.at(c);
+    }
+    fmt::print("{}\n", row);
+  }
+  for (const std::string& s : skipped) fmt::print("note: skipped {} (unfinished: no result.json)\n", s);
+  return {{"errors", table}, {"skipped", skipped}};
+}
+
+}  // namespace stn::cli

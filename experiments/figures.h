@@ -1,0 +1,32 @@
+// What a run shows a person: the transformers' health numbers, the transformer figure
+// (input, input with the sampling box T_theta(G), output; the paper's Table 1, right) and the
+// training curves.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "framework/data/mnist.h"
+#include "layers/module.h"
+
+namespace stn::cli {
+
+// Per transformer in the model, from its last forward pass: mean distance of theta from the
+// identity (L2 over the parameters, averaged over the batch), for affine transforms the
+// mean and minimum determinant of the 2x2 part, and the fraction of sampling points outside
+// the input ([-1, 1]^2). A collapsing transformer (zooming out to nothing, leaving the
+// image) shows as a determinant near 0 or an outside fraction near 1.
+nlohmann::json transformer_health(const Module& model);
+
+// For the first `count` test samples: one row each, input | input with the sampling box |
+// each transformer's output. Needs a model with at least one transformer (returns false
+// otherwise).
+bool write_transformer_figure(Module& model, const Dataset& test, std::size_t count, const std::string& path);
+
+// Loss and test error against iterations, from run_dir/metrics.jsonl, drawn by gnuplot into
+// run_dir/curves.png. Returns false (and says why on stderr) if gnuplot is missing.
+bool write_training_curves(const std::string& run_dir);
+
+}  // namespace stn::cli

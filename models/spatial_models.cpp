@@ -1,0 +1,155 @@
+// The spatial transformer models: ST-FCN and ST-CNN (affine, projective, TPS; attention for
+// experiments), and 2xST-FCN (two transformers in parallel, for MNIST addition).
+//
+// Choices where PAPER.md leaves room (documented in the README):
+// - Both localisation networks read a 2x average-pooled copy of the input (the paper says so
+//   for the ST-CNN; for the ST-FCN it keeps its first layer small on 60x60 inputs).
+//   ST-FCN localisation: 3 x (32-unit linear + ReLU); ST-CNN localisation: conv 5x5 20 ->
+//   ReLU -> max-pool 2 -> conv 5x5 20 -> ReLU -> linear 20 -> ReLU. Then the transformer's
+//   own regression layer, starting at the identity.
+// - Transformer output: 28x28 on 28x28 inputs (R, P, E). On the 42x42 and 60x60 canvases
+//   (RTS, TC) it samples 56x56 and a 2x2 average pool halves that to 28x28, so the
+//   classifier sees 28x28 (the paper's "average pool after the transformer"; 9x9 and 7x7
+//   valid convolutions do not fit the 21x21 the paper's halving of a 42x42 output would
+//   give). On MNIST addition (2 x 42x42) it samples 42x42, pooled to 21x21 for the FCN.
+// - Equal budgets: within an experiment every model is sized to the parameter count of
+//   that experiment's CNN baseline: the FCN's hidden width, and the width of the ST
+//   models' classifier (hidden units for FCNs, conv2 filters for CNNs), are chosen so the
+//   whole model's count is the closest to it.
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "layers/layers.h"
+#include "layers/spatial_transformer.h"
+#include "models/models.h"
+
+namespace stn {
+
+namespace {
+
+std::size_t fcn_count(int inputs, int hidden, int layers, int classes) {
+  std::size_t n = static_cast<std::size_t>(inputs) * hidden + hidden;
+  for (int l = 1; l < layers; ++l) n += static_cast<std::size_t>(hidden) * hidden + hidden;
+  return n + static_cast<std::size_t>(hidden) * classes + classes;
+}
+
+std::size_t cnn_count(const InputSpec& in, const CnnOptions& o) {
+  const int h2 = ((in.height - 8) / 2 - 6) / 2, w2 = ((in.width - 8) / 2 - 6) / 2;
+  return static_cast<std::size_t>(in.channels) * 81 * o.conv1_filters + o.conv1_filters +
+         static_cast<std::size_t>(o.conv1_filters) * 49 * o.conv2_filters + o.conv2_filters +
+         static_cast<std::size_t>(o.conv2_filters) * h2 * w2 * in.classes + in.classes;
+}
+
+// The integer in [low, high] whose count(x) is closest to target.
+template <class Count>
+int closest(int low, int high, std::size_t target, Count count) {
+  int best = low;
+  double best_gap = std::numeric_limits<double>::infinity();
+  for (int x = low; x <= high; ++x) {
+    double gap = std::abs(static_cast<double>(count(x)) - static_cast<double>(target));
+    if (gap < best_gap) best_gap = gap, best = x;
+  }
+  return best;
+}
+
+struct Placement {
+  int output = 28;  // transformer output side
+  int pool = 1;     // average pool after the transformer
+};
+
+Placement placement_for(const InputSpec& in) {
+  if (in.height == 28 && in.width == 28) return {28, 1};
+  if (in.channels == 2) return {in.height, 2};
+  return {56, 2};
+}
+
+std::shared_ptr<Module> fcn_localisation(const InputSpec& in) {
+  auto net = std::make_shared<Sequential>();
+  net->add("downsample", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
+  net->add("flatten", std::make_shared<Flatten>());
+  int features = in.channels * (in.height / 2) * (in.width / 2);
+  for (int l = 1; l <= 3; ++l) {
+    net->add("fc" + std::to_string(l), std::make_shared<Linear>(LinearOptions{.in = features, .out = 32}));
+    net->add("relu" + std::to_string(l), std::make_shared<ReLU>());
+    features = 32;
+  }
+  return net;
+}
+
+std::shared_ptr<Module> cnn_localisation(const InputSpec& in) {
+  const int h = ((in.height / 2 - 4) / 2 - 4), w = ((in.width / 2 - 4) / 2 - 4);
+  auto net = std::make_shared<Sequential>();
+  net->add("downsample", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
+  net->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = in.channels, .out = 20, .kernel = 5}));
+  net->add("relu1", std::make_shared<ReLU>());
+  net->add("pool", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));
+  net->add("conv2", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 20, .out = 20, .kernel = 5}));
+  net->add("relu2", std::make_shared<ReLU>());
+  net->add("flatten", std::make_shared<Flatten>());
+  net->add("fc", std::make_shared<Linear>(LinearOptions{.in = 20 * h * w, .out = 20}));
+  net->add("relu3", std::make_shared<ReLU>());
+  return net;
+}
+
+std::shared_ptr<SpatialTransformer> make_transformer(const InputSpec& in, bool convolutional, TransformKind kind) {
+  const Placement place = placement_for(in);
+  auto localisation = convolutional ? cnn_localisation(in) : fcn_localisation(in);
+  return std::make_shared<SpatialTransformer>(
+      localisation, SpatialTransformerOptions{.kind = kind, .output_height = place.output,
+                                              .output_width = place.output,
+                                              .localisation_features = convolutional ? 20 : 32});
+}
+
+// transformer(s) -> [average pool] -> classifier, sized to the baseline's parameter count.
+std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, TransformKind kind, int parallel) {
+  const Placement place = placement_for(in);
+  const std::size_t target = baseline_parameter_count(in);
+  auto model = std::make_shared<Sequential>();
+  std::vector<std::shared_ptr<SpatialTransformer>> transformers;
+  std::size_t transformer_params = 0;
+  for (int i = 0; i < parallel; ++i) {
+    transformers.push_back(make_transformer(in, convolutional, kind));
+    transformer_params += transformers.back()->parameter_count();
+  }
+  if (parallel == 1) model->add("st", transformers[0]);
+  else model->add("transformers", std::make_shared<ParallelTransformers>(transformers));
+  if (place.pool > 1) model->add("pool", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = place.pool}));
+  const int side = place.output / place.pool;
+  const InputSpec classifier_input{.channels = in.channels * parallel, .height = side, .width = side, .classes = in.classes};
+  const std::size_t budget = target > transformer_params ? target - transformer_params : 0;
+  std::shared_ptr<Module> classifier;
+  if (convolutional) {
+    int filters = closest(8, 128, budget, [&](int c2) { return cnn_count(classifier_input, {32, c2}); });
+    classifier = make_cnn(classifier_input, {.conv1_filters = 32, .conv2_filters = filters});
+  } else {
+    const int inputs = classifier_input.channels * side * side;
+    int hidden = closest(8, 1024, budget, [&](int h) { return fcn_count(inputs, h, 2, in.classes); });
+    classifier = make_fcn(classifier_input, {.hidden_units = hidden, .hidden_layers = 2});
+  }
+  model->add("classifier", classifier);
+  return model;
+}
+
+}  // namespace
+
+std::size_t baseline_parameter_count(const InputSpec& input) { return cnn_count(input, CnnOptions{}); }
+
+std::shared_ptr<Module> make_sized_fcn(const InputSpec& input) {
+  const int inputs = input.channels * input.height * input.width;
+  const std::size_t target = baseline_parameter_count(input);
+  int hidden = closest(8, 1024, target, [&](int h) { return fcn_count(inputs, h, 2, input.classes); });
+  return make_fcn(input, {.hidden_units = hidden, .hidden_layers = 2});
+}
+
+std::shared_ptr<Module> make_st_fcn(const InputSpec& input, TransformKind kind) {
+  return make_st_model(input, false, kind, 1);
+}
+std::shared_ptr<Module> make_st_cnn(const InputSpec& input, TransformKind kind) {
+  return make_st_model(input, true, kind, 1);
+}
+std::shared_ptr<Module> make_2xst_fcn(const InputSpec& input, TransformKind kind) {
+  return make_st_model(input, false, kind, 2);
+}
+
+}  // namespace stn
