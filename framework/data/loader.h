@@ -1,0 +1,70 @@
+// Mini-batches over an in-memory Dataset: shuffled (or not), normalised, in a reproducible
+// order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "framework/data/mnist.h"
+#include "framework/random.h"
+#include "framework/tensor.h"
+
+namespace stn {
+
+struct Batch {
+  Tensor images;                     // [B, sample dims...] of the dataset's images, normalised
+  std::vector<std::int32_t> labels;  // B labels
+};
+
+struct LoaderOptions {
+  std::size_t batch_size = 256;
+  bool shuffle = true;
+  bool drop_last = false;  // skip the last batch when it is smaller than batch_size
+  std::uint64_t seed = 0;
+  // Each pixel x becomes (x - mean) / stddev.
+  float mean = 0.0f;
+  float stddev = 1.0f;
+};
+
+// Walks a dataset in batches, one epoch at a time. Epoch e visits every sample exactly once
+// (minus the dropped tail under drop_last) in an order that is a function of options.seed and
+// e alone: a Fisher-Yates shuffle by the loader's own Generator, reseeded from (seed, e) at
+// the start of each epoch. So a run resumed at epoch e sees the same batches, and the
+// process-wide generator is neither used nor disturbed.
+//
+// The loader keeps a reference to `data`, which must outlive it and keep its size.
+class DataLoader {
+ public:
+  // Throws std::invalid_argument for batch_size 0 or a mean or stddev that is not finite
+  // (stddev must also be positive), and stn::ShapeError when the dataset's image count
+  // differs from its label count. Starts at epoch 0.
+  DataLoader(const Dataset& data, LoaderOptions options);
+  DataLoader(Dataset&& data, LoaderOptions options) = delete;
+
+  std::size_t batches_per_epoch() const;
+
+  // Starts epoch `epoch` (any number, in any order) from its first batch.
+  void start_epoch(std::size_t epoch);
+
+  // Fills `batch` with the next batch, reusing its storage when the shape is unchanged.
+  // Returns false, leaving `batch` untouched, once the epoch is over, and keeps doing so
+  // until start_epoch is called.
+  bool next(Batch& batch);
+
+  std::size_t epoch() const { return epoch_; }
+  // Samples delivered so far in the current epoch.
+  std::size_t position() const { return position_; }
+
+ private:
+  const Dataset* data_;
+  LoaderOptions options_;
+  Generator generator_;
+  std::vector<std::size_t> order_;
+  Shape sample_shape_;
+  std::size_t sample_size_ = 0;
+  std::size_t epoch_ = 0;
+  std::size_t position_ = 0;
+};
+
+}  // namespace stn
