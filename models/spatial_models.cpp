@@ -11,7 +11,7 @@
 //   (RTS, TC) it samples 56x56 and a 2x2 average pool halves that to 28x28, so the
 //   classifier sees 28x28 (the paper's "average pool after the transformer"; 9x9 and 7x7
 //   valid convolutions do not fit the 21x21 the paper's halving of a 42x42 output would
-//   give). On MNIST addition (2 x 42x42) it samples 42x42, pooled to 21x21 for the FCN.
+//   give). MNIST addition (2 x 42x42) is placed like RTS.
 // - Equal budgets: within an experiment every model is sized to the parameter count of
 //   that experiment's CNN baseline: the FCN's hidden width, and the width of the ST
 //   models' classifier (hidden units for FCNs, conv2 filters for CNNs), are chosen so the
@@ -60,7 +60,6 @@ struct Placement {
 
 Placement placement_for(const InputSpec& in) {
   if (in.height == 28 && in.width == 28) return {28, 1};
-  if (in.channels == 2) return {in.height, 2};
   return {56, 2};
 }
 

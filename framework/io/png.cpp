@@ -1,0 +1,107 @@
+#include "framework/io/png.h"
+
+#include <cmath>
+#include <climits>
+#include <memory>
+#include <stdexcept>
+
+#include "framework/error.h"
+#include "framework/io/atomic_file.h"
+
+// stb's implementations live here and nowhere else, static so that they cannot clash with
+// another copy (Debian's libstb, or a second definition elsewhere) at link time.
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#include <stb/stb_image.h>
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#include <stb/stb_image_write.h>
+
+namespace stn {
+namespace {
+
+std::uint8_t unit_to_byte(float value) {
+  if (!(value > 0.0f)) return 0;  // NaN too
+  if (value >= 1.0f) return 255;
+  return static_cast<std::uint8_t>(std::lround(value * 255.0f));
+}
+
+void check_image_size(int width, int height, const std::string& where) {
+  if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide)
+    throw DataError(where + ": image is " + std::to_string(width) + " x " + std::to_string(height) +
+                    " pixels; each side must be 1 to " + std::to_string(kMaxImageSide));
+}
+
+}  // namespace
+
+Tensor read_image(const std::string& path) {
+  const std::string bytes = read_file(path);
+  if (bytes.size() > static_cast<std::size_t>(INT_MAX))
+    throw DataError(path + ": file is too large to be an image");
+  const auto* buffer = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int length = static_cast<int>(bytes.size());
+
+  // The header alone first, so that the size is checked before stb allocates for it.
+  int width = 0, height = 0, channels_in_file = 0;
+  if (!stbi_info_from_memory(buffer, length, &width, &height, &channels_in_file))
+    throw DataError(path + ": cannot read image: " + stbi_failure_reason());
+  check_image_size(width, height, path);
+  const int channels = channels_in_file <= 2 ? 1 : 3;
+
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(buffer, length, &width, &height, &channels_in_file, channels),
+      stbi_image_free);
+  if (!pixels) throw DataError(path + ": cannot read image: " + stbi_failure_reason());
+  check_image_size(width, height, path);
+
+  Tensor image = empty({static_cast<std::size_t>(channels), static_cast<std::size_t>(height),
+                        static_cast<std::size_t>(width)});
+  const std::size_t plane = static_cast<std::size_t>(height) * width;
+  for (std::size_t pixel = 0; pixel < plane; ++pixel)
+    for (int channel = 0; channel < channels; ++channel)
+      image.data()[channel * plane + pixel] = pixels.get()[pixel * channels + channel] / 255.0f;
+  return image;
+}
+
+std::string encode_png(const std::uint8_t* pixels, int width, int height, int channels) {
+  if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide || channels < 1 ||
+      channels > 4)
+    throw std::invalid_argument("encode_png: cannot encode " + std::to_string(width) + " x " +
+                                std::to_string(height) + " pixels of " + std::to_string(channels) +
+                                " channels");
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data),
+                                               static_cast<std::size_t>(size));
+  };
+  if (!stbi_write_png_to_func(append, &png, width, height, channels, pixels, width * channels))
+    throw std::runtime_error("encode_png: stb_image_write failed (out of memory?)");
+  return png;
+}
+
+void write_png(const std::string& path, const Tensor& image) {
+  const Shape shape = shape_of(image);
+  const bool planar = shape.size() == 3;
+  const std::size_t channels = planar ? shape[0] : 1;
+  if ((shape.size() != 2 && !planar) || (channels != 1 && channels != 3))
+    throw ShapeError("write_png: " + path + ": image " + shape_string(shape) +
+                     " is neither [H, W] nor [C, H, W] with C = 1 or 3");
+  const std::size_t height = shape[shape.size() - 2], width = shape[shape.size() - 1];
+  if (height < 1 || width < 1 || height > kMaxImageSide || width > kMaxImageSide)
+    throw ShapeError("write_png: " + path + ": image " + shape_string(shape) + " must be 1 to " +
+                     std::to_string(kMaxImageSide) + " pixels a side");
+
+  const std::size_t plane = height * width;
+  std::vector<std::uint8_t> interleaved(plane * channels);
+  for (std::size_t pixel = 0; pixel < plane; ++pixel)
+    for (std::size_t channel = 0; channel < channels; ++channel)
+      interleaved[pixel * channels + channel] = unit_to_byte(image.data()[channel * plane + pixel]);
+  write_file_atomically(path, encode_png(interleaved.data(), static_cast<int>(width),
+                                         static_cast<int>(height), static_cast<int>(channels)));
+}
+
+}  // namespace stn
