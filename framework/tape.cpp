@@ -1,6 +1,7 @@
 #include "framework/tape.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ostream>
 #include <sstream>
@@ -114,6 +115,8 @@ Var Tape::record(const char* op, const std::vector<Var>& inputs, Tensor value, B
     e.backward = std::move(backward);
     e.saved_bytes = saved_bytes;
   }
+  if (anomaly_detection_ && !all_finite(e.value))
+    throw NonFiniteError("anomaly: forward of " + describe_entry(entries_.size() - 1) + " produced NaN or Inf");
   return Var(this, entries_.size() - 1);
 }
 
@@ -162,7 +165,41 @@ void Tape::backward(Var output, const Tensor& seed) {
       ctx.grads.push_back(grad_slot(in));
     }
     e.backward(ctx);
+    if (anomaly_detection_)
+      for (std::size_t k = 0; k < ctx.grads.size(); ++k)
+        if (ctx.grads[k] && !all_finite(*ctx.grads[k]))
+          throw NonFiniteError("anomaly: backward of " + describe_entry(i) + " produced NaN or Inf in the gradient of " +
+                               describe_entry(e.inputs[k]));
   }
+}
+
+bool all_finite(const Tensor& t) {
+  const float* p = t.data();
+  bool finite = true;
+  for (std::size_t i = 0; i < t.size(); ++i) finite &= std::isfinite(p[i]);
+  return finite;
+}
+
+std::optional<std::size_t> Tape::first_non_finite_value() const {
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    if (!all_finite(entries_[i].value)) return i;
+  return std::nullopt;
+}
+
+std::optional<std::size_t> Tape::first_non_finite_gradient() const {
+  for (std::size_t i = entries_.size(); i-- > 0;) {
+    const TapeEntry& e = entries_[i];
+    const Tensor* g = e.parameter ? &e.parameter->grad : (e.has_grad ? &e.grad : nullptr);
+    if (g && !all_finite(*g)) return i;
+  }
+  return std::nullopt;
+}
+
+std::string Tape::describe_entry(std::size_t index) const {
+  const TapeEntry& e = entry(index);
+  std::string s = "#" + std::to_string(index) + " " + e.op;
+  if (!e.label.empty()) s += " (" + e.label + ")";
+  return s + " " + shape_string(e.value);
 }
 
 void Tape::clear() { entries_.clear(); }

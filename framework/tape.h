@@ -19,6 +19,8 @@
 #include <deque>
 #include <functional>
 #include <iosfwd>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -119,6 +121,20 @@ class Tape {
   // Releases every entry (activations, saved tensors, gradients of non-parameters).
   void clear();
 
+  // Anomaly mode: every recorded value and every gradient a backward produces is checked
+  // for NaN / Inf at once, and a NonFiniteError names the entry and op responsible. Costs a
+  // pass over each tensor; off by default.
+  void set_anomaly_detection(bool enabled) { anomaly_detection_ = enabled; }
+  bool anomaly_detection() const { return anomaly_detection_; }
+
+  // The first entry (in creation order) whose value holds a NaN or Inf, if any.
+  std::optional<std::size_t> first_non_finite_value() const;
+  // The first entry, in the order backward visits them (reverse), whose gradient holds a
+  // NaN or Inf, if any.
+  std::optional<std::size_t> first_non_finite_gradient() const;
+  // "#12 conv2d [256, 32, 20, 20]"
+  std::string describe_entry(std::size_t index) const;
+
   bool grad_enabled() const { return grad_enabled_; }
   void set_grad_enabled(bool enabled) { grad_enabled_ = enabled; }
 
@@ -138,7 +154,16 @@ class Tape {
 
   std::deque<TapeEntry> entries_;  // a deque: appending never moves existing values
   bool grad_enabled_ = true;
+  bool anomaly_detection_ = false;
 };
+
+// A NaN or Inf found by anomaly detection (or by a caller checking the tape).
+class NonFiniteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+bool all_finite(const Tensor& t);
 
 // RAII: inside this scope the tape records no backward functions and saves nothing.
 class NoGradScope {

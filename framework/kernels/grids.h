@@ -40,7 +40,7 @@ std::vector<float> normalised_pixel_centres(std::size_t size, bool align_corners
 void affine_grid_forward(const GridGeometry& geometry, const float* theta, float* grid);
 void affine_grid_backward(const GridGeometry& geometry, const float* grad_grid, float* grad_theta);
 
-// Attention: theta (N, 3) = (s, t_x, t_y); A_theta = [[s, 0, t_x], [0, s, t_y]].
+// Attention (eq. 2): theta (N, 3) = (s, t_x, t_y); A_theta = [[s, 0, t_x], [0, s, t_y]].
 void attention_grid_forward(const GridGeometry& geometry, const float* theta, float* grid);
 void attention_grid_backward(const GridGeometry& geometry, const float* grad_grid,
                              float* grad_theta);

@@ -136,3 +136,46 @@ TEST_F(TapeInspection, DotExportHasEveryNodeAndEdge) {
 
 }  // namespace
 }  // namespace stn
+
+namespace stn {
+namespace {
+
+TEST(TapeAnomaly, FindsTheFirstNonFiniteValueAndGradient) {
+  Tape tape;
+  Var x = tape.input(test::tensor_from({2}, {1.0f, -1.0f}), true);
+  Var y = log(x);  // log(-1) = NaN
+  Var z = sum(y * 2.0f);
+  EXPECT_EQ(tape.first_non_finite_value(), std::optional<std::size_t>(y.index()));
+  EXPECT_EQ(tape.describe_entry(y.index()), "#1 log [2]");
+  Tape clean;
+  Var a = clean.input(test::tensor_from({1}, {0.0f}), true);
+  Var b = sqrt(a);  // finite forward, infinite gradient at 0
+  clean.backward(sum(b));
+  EXPECT_FALSE(clean.first_non_finite_value());
+  EXPECT_EQ(clean.first_non_finite_gradient(), std::optional<std::size_t>(a.index()));
+}
+
+TEST(TapeAnomaly, AnomalyModeNamesTheOp) {
+  Tape tape;
+  tape.set_anomaly_detection(true);
+  Var x = tape.input(test::tensor_from({1}, {-1.0f}), true);
+  try {
+    log(x);
+    FAIL();
+  } catch (const NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("forward of #1 log [1]"), std::string::npos) << e.what();
+  }
+  Tape backward_tape;
+  backward_tape.set_anomaly_detection(true);
+  Var a = backward_tape.input(test::tensor_from({1}, {0.0f}), true);
+  Var s = sum(sqrt(a));
+  try {
+    backward_tape.backward(s);
+    FAIL();
+  } catch (const NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("backward of #1 sqrt [1]"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace stn
