@@ -1,7 +1,7 @@
 // The fast single-precision GEMM: cache blocking in the style of GotoBLAS / BLIS, with the
 // vector dimension along the columns of C (row-major C gets contiguous vector stores).
 //
-//   for each depth block (k0, kb)            kb: a packed B micro-panel [kb, width] fits L1
+//   for each depth block (k0, kb)            kb: a packed B micro-panel [kb, width] ~ 48 KiB
 //     for each column block (j0, nb)         packed B block [kb, nb] stays in L2
 //       pack op(B) into zero-padded panels [kb, width]
 //       for each row block (i0, mb)          the A rows it reads stay in L2
@@ -17,13 +17,13 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include <xsimd/memory/xsimd_aligned_allocator.hpp>
 
 #include "framework/kernels/gemm_microkernel.h"
+#include "framework/kernels/gemm_pack.h"
 #include "framework/kernels/gemm_plan.h"
 
 namespace stn::kernels {
@@ -31,6 +31,9 @@ namespace stn::kernels {
 namespace {
 
 using detail::kLanes;
+using detail::pack_a_edge;
+using detail::pack_b;
+using detail::Problem;
 using detail::TileTarget;
 
 using MicroKernel = void (*)(int, const float*, std::ptrdiff_t, const float*, const TileTarget&);
@@ -63,9 +66,11 @@ const KernelEntry& find_kernel(int rows, int vectors) {
                          std::to_string(vectors));
 }
 
-// Block sizes in bytes: a B micro-panel should sit in L1 next to the A rows being streamed,
-// the packed B block and the A row block in L2 (Zen 4: 32 KiB L1d, 1 MiB L2 per core).
-constexpr int kPanelBytes = 20 * 1024;
+// Block sizes in bytes. The B micro-panel [kb, width] is reused by every row tile: up to
+// 48 KiB, more than Zen 4's 32 KiB L1d, measured best among 12..64 KiB (longer depth blocks
+// mean fewer reloads of C, and the panel streams well from L2). The packed B block and the
+// A rows of a row block stay in L2 (1 MiB per core).
+constexpr int kPanelBytes = 48 * 1024;
 constexpr int kL2BlockBytes = 320 * 1024;
 
 int round_up(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
@@ -74,23 +79,6 @@ int divide_up(int value, int divisor) { return (value + divisor - 1) / divisor; 
 int depth_block(int width) {
   return std::clamp(kPanelBytes / (width * static_cast<int>(sizeof(float))) / 8 * 8, 64, 1024);
 }
-
-// The product in one orientation: C' [M, N] = alpha * a [M, K] * b [K, N] + beta * C', where
-// a(i, k) = a[i * lda + k] (row-major) or a[k * lda + i], b(k, j) = b[k * ldb + j] (row-major)
-// or b[j * ldb + k], and C'(i, j) = c[i * ldc + j], or c[j * ldc + i] when transposed.
-struct Problem {
-  int M, N, K;
-  const float* a;
-  std::ptrdiff_t lda;
-  bool a_row_major;
-  const float* b;
-  std::ptrdiff_t ldb;
-  bool b_row_major;
-  float alpha, beta;
-  float* c;
-  std::ptrdiff_t ldc;
-  bool c_transposed;
-};
 
 Problem orient(bool transposed, bool transpose_a, bool transpose_b, int M, int N, int K,
                float alpha, const float* A, int lda, const float* B, int ldb, float beta,
@@ -107,43 +95,6 @@ using AlignedBuffer = std::vector<float, xsimd::aligned_allocator<float, 64>>;
 float* scratch(AlignedBuffer& buffer, std::size_t size) {
   if (buffer.size() < size) buffer.resize(size);
   return buffer.data();
-}
-
-// b [k0 : k0 + kb, j0 : j0 + nb] -> panels of `width` columns, each [kb, panel width] with the
-// panel width rounded up to whole vectors and the padding zeroed.
-void pack_b(const Problem& p, int k0, int kb, int j0, int nb, int width, float* out) {
-  for (int jp = 0; jp < nb; jp += width) {
-    const int columns = std::min(width, nb - jp);
-    const int panel_width = round_up(columns, kLanes);
-    if (p.b_row_major) {
-      for (int k = 0; k < kb; ++k) {
-        const float* source = p.b + (k0 + k) * p.ldb + j0 + jp;
-        float* row = out + static_cast<std::ptrdiff_t>(k) * panel_width;
-        std::memcpy(row, source, sizeof(float) * columns);
-        std::fill(row + columns, row + panel_width, 0.0f);
-      }
-    } else {
-      for (int j = 0; j < columns; ++j) {
-        const float* source = p.b + (j0 + jp + j) * p.ldb + k0;
-        for (int k = 0; k < kb; ++k) out[static_cast<std::ptrdiff_t>(k) * panel_width + j] = source[k];
-      }
-      if (columns < panel_width)
-        for (int k = 0; k < kb; ++k)
-          std::fill(out + static_cast<std::ptrdiff_t>(k) * panel_width + columns,
-                    out + static_cast<std::ptrdiff_t>(k + 1) * panel_width, 0.0f);
-    }
-    out += static_cast<std::ptrdiff_t>(kb) * panel_width;
-  }
-}
-
-// The last `rows` (< tile rows) rows of a, k-major and zero-padded to `tile_rows`.
-void pack_a_edge(const Problem& p, int i0, int rows, int k0, int kb, int tile_rows, float* out) {
-  for (int k = 0; k < kb; ++k) {
-    float* column = out + static_cast<std::ptrdiff_t>(k) * tile_rows;
-    for (int i = 0; i < rows; ++i)
-      column[i] = p.a_row_major ? p.a[(i0 + i) * p.lda + k0 + k] : p.a[(k0 + k) * p.lda + i0 + i];
-    std::fill(column + rows, column + tile_rows, 0.0f);
-  }
 }
 
 void run(const GemmPlan& plan, const Problem& p) {
@@ -205,26 +156,46 @@ void scale(int M, int N, float beta, float* C, int ldc) {
   }
 }
 
+// The most tile rows that share one L1 set (Zen 4: 64 sets of 8 lines of 64 bytes) when a
+// tile broadcasts from `rows` rows of a row-major A: with a power-of-two leading dimension
+// (1024 floats in the linear layer) all rows land in the same set and, beyond 8, every
+// broadcast misses L1.
+int rows_per_l1_set(int rows, std::ptrdiff_t lda) {
+  constexpr int kSets = 64, kLineFloats = 16;
+  int count[kSets] = {};
+  int most = 0;
+  for (int i = 0; i < rows; ++i)
+    most = std::max(most, ++count[(i * lda / kLineFloats) % kSets]);
+  return most;
+}
+
 // Rough cycles on a core issuing one 16-lane FMA and two loads per cycle.
 double estimated_cycles(const GemmPlan& plan, bool transpose_a, bool transpose_b, int M, int N,
-                        int K) {
+                        int K, int lda) {
   const int rows = plan.transposed ? N : M, columns = plan.transposed ? M : N;
+  const bool a_row_major = plan.transposed ? transpose_b : !transpose_a;
   const bool b_row_major = plan.transposed ? transpose_a : !transpose_b;
   const int vectors = divide_up(columns, kLanes);
   const int tiles = divide_up(rows, plan.rows);
+  // A broadcast that misses L1 costs an L2 line fill (about 2 cycles).
+  const bool thrashing = a_row_major && rows_per_l1_set(plan.rows, lda) > 8;
   auto tile_step = [&](int tile_vectors) {
-    double loads = (plan.rows + tile_vectors) * 0.5;
+    double loads = thrashing ? plan.rows * 2.0 : (plan.rows + tile_vectors) * 0.5;
     return std::max<double>(plan.rows * tile_vectors, loads);
   };
+  // Measured on Zen 4 against the 8-row kernels: 6 rows leave the FMA pipes a little less
+  // busy; 14 and 16 rows read row-major need more address registers than x86 has.
+  const double efficiency = plan.rows == 8 ? 1.0 : plan.rows == 6 ? 1.04
+                            : a_row_major ? 1.15 : 1.06;
   const int remainder = vectors % plan.vectors;
-  double compute = static_cast<double>(tiles) * K *
+  double compute = static_cast<double>(tiles) * K * efficiency *
                    ((vectors / plan.vectors) * tile_step(plan.vectors) +
                     (remainder ? tile_step(remainder) : 0.0));
   const int depth_blocks = divide_up(K, depth_block(plan.vectors * kLanes));
-  double packing = b_row_major ? 2.0 * K * vectors : 1.0 * K * columns;
+  double packing = (b_row_major ? 2.0 * vectors : 0.35 * columns) * K;
   double edge = rows % plan.rows ? 1.0 * K * plan.rows : 0.0;
   double stores = static_cast<double>(depth_blocks) * tiles * plan.rows * vectors * 2.0;
-  if (plan.transposed) stores += static_cast<double>(depth_blocks) * rows * columns;
+  if (plan.transposed) stores += 1.5 * depth_blocks * tiles * plan.rows * columns;
   return compute + packing + edge + stores;
 }
 
@@ -241,12 +212,14 @@ const std::vector<GemmPlan>& gemm_plans() {
   return plans;
 }
 
-GemmPlan choose_gemm_plan(bool transpose_a, bool transpose_b, int M, int N, int K) {
-  GemmPlan best = gemm_plans().front();
-  double best_cycles = estimated_cycles(best, transpose_a, transpose_b, M, N, K);
+GemmPlan choose_gemm_plan(bool transpose_a, bool transpose_b, int M, int N, int K, int lda, int ldb) {
+  GemmPlan best;
+  double best_cycles = 0.0;
   for (const GemmPlan& plan : gemm_plans()) {
-    double cycles = estimated_cycles(plan, transpose_a, transpose_b, M, N, K);
-    if (cycles < best_cycles) best = plan, best_cycles = cycles;
+    // The transposed orientation reads op(B)^T as its A.
+    const int a_stride = plan.transposed ? ldb : lda;
+    const double cycles = estimated_cycles(plan, transpose_a, transpose_b, M, N, K, a_stride);
+    if (best_cycles == 0.0 || cycles < best_cycles) best = plan, best_cycles = cycles;
   }
   return best;
 }
@@ -269,8 +242,8 @@ void gemm_with_plan(const GemmPlan& plan, bool transpose_a, bool transpose_b, in
 
 void gemm(bool transpose_a, bool transpose_b, int M, int N, int K, float alpha, const float* A,
           int lda, const float* B, int ldb, float beta, float* C, int ldc) {
-  gemm_with_plan(choose_gemm_plan(transpose_a, transpose_b, M, N, K), transpose_a, transpose_b, M,
-                 N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_with_plan(choose_gemm_plan(transpose_a, transpose_b, M, N, K, lda, ldb), transpose_a,
+                 transpose_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace stn::kernels

@@ -32,50 +32,73 @@ struct TileTarget {
   int columns;
 };
 
-// Edge or transposed tiles go through memory; this runs once per tile per depth block.
-template <int ROWS, int VECTORS>
-void store_tile_through_memory(const Batch (&accumulator)[ROWS][VECTORS], const TileTarget& target) {
-  constexpr int kWidth = VECTORS * kLanes;
-  alignas(64) float tile[ROWS][kWidth];
+// Writes the valid rows x columns of a tile held in memory ([rows][width]) to its target:
+// edge tiles and transposed tiles, once per tile per depth block.
+void store_tile_through_memory(const float* tile, int width, const TileTarget& target);
+
+// tile[i, :] += sum over k of a(i, k) * b_panel[k, :], for depth >= 1 steps (the driver never
+// passes an empty block; a do-while has no zero-trip path on which the accumulators would
+// have to live in memory).
+template <int ROWS, int VECTORS, bool kRowMajorA>
+[[gnu::always_inline]] inline void accumulate(int depth, const float* a, std::ptrdiff_t a_stride,
+                                              const float* b_panel,
+                                              Batch (&accumulator)[ROWS][VECTORS]) {
+  // Loops fully unrolled early, so the accumulators become registers, not an array.
+#pragma GCC unroll 32
   for (int i = 0; i < ROWS; ++i)
-    for (int v = 0; v < VECTORS; ++v) accumulator[i][v].store_aligned(&tile[i][v * kLanes]);
-  for (int i = 0; i < target.rows; ++i)
-    for (int j = 0; j < target.columns; ++j) {
-      float& c = target.transposed ? target.c[j * target.ldc + i] : target.c[i * target.ldc + j];
-      float value = target.alpha * tile[i][j];
-      c = target.beta == 0.0f ? value : value + target.beta * c;
+#pragma GCC unroll 4
+    for (int v = 0; v < VECTORS; ++v) accumulator[i][v] = Batch(0.0f);
+  do {
+    Batch b[VECTORS];
+#pragma GCC unroll 4
+    for (int v = 0; v < VECTORS; ++v) b[v] = Batch::load_aligned(b_panel + v * kLanes);
+#pragma GCC unroll 32
+    for (int i = 0; i < ROWS; ++i) {
+      const Batch a_ik(kRowMajorA ? a[i * a_stride] : a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < VECTORS; ++v) accumulator[i][v] = xsimd::fma(a_ik, b[v], accumulator[i][v]);
     }
+    b_panel += VECTORS * kLanes;
+    a += kRowMajorA ? 1 : a_stride;
+  } while (--depth > 0);
+}
+
+// Edge and transposed tiles: a separate function, so that the main path's accumulators are
+// never addressed (GCC would otherwise spill them to the stack after every tile).
+template <int ROWS, int VECTORS, bool kRowMajorA>
+[[gnu::noinline]] void micro_kernel_through_memory(int depth, const float* a,
+                                                   std::ptrdiff_t a_stride, const float* b_panel,
+                                                   const TileTarget& target) {
+  Batch accumulator[ROWS][VECTORS];
+  accumulate<ROWS, VECTORS, kRowMajorA>(depth, a, a_stride, b_panel, accumulator);
+  alignas(64) float tile[ROWS * VECTORS * kLanes];
+  for (int i = 0; i < ROWS; ++i)
+    for (int v = 0; v < VECTORS; ++v) accumulator[i][v].store_aligned(tile + (i * VECTORS + v) * kLanes);
+  store_tile_through_memory(tile, VECTORS * kLanes, target);
 }
 
 template <int ROWS, int VECTORS, bool kRowMajorA>
 void micro_kernel(int depth, const float* a, std::ptrdiff_t a_stride, const float* b_panel,
                   const TileTarget& target) {
-  Batch accumulator[ROWS][VECTORS];
-  for (int i = 0; i < ROWS; ++i)
-    for (int v = 0; v < VECTORS; ++v) accumulator[i][v] = Batch(0.0f);
-  for (int k = 0; k < depth; ++k) {
-    Batch b[VECTORS];
-    for (int v = 0; v < VECTORS; ++v) b[v] = Batch::load_aligned(b_panel + v * kLanes);
-    for (int i = 0; i < ROWS; ++i) {
-      const Batch a_ik(kRowMajorA ? a[i * a_stride] : a[i]);
-      for (int v = 0; v < VECTORS; ++v) accumulator[i][v] = xsimd::fma(a_ik, b[v], accumulator[i][v]);
-    }
-    b_panel += VECTORS * kLanes;
-    a += kRowMajorA ? 1 : a_stride;
-  }
   if (target.transposed || target.rows < ROWS || target.columns < VECTORS * kLanes) {
-    store_tile_through_memory<ROWS, VECTORS>(accumulator, target);
+    micro_kernel_through_memory<ROWS, VECTORS, kRowMajorA>(depth, a, a_stride, b_panel, target);
     return;
   }
-  // Full tiles store straight from the registers (beta == 0: C is not read).
+  Batch accumulator[ROWS][VECTORS];
+  accumulate<ROWS, VECTORS, kRowMajorA>(depth, a, a_stride, b_panel, accumulator);
+  // Straight from the registers; beta == 0 does not read C.
   const Batch alpha(target.alpha);
   if (target.beta == 0.0f) {
+#pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 4
       for (int v = 0; v < VECTORS; ++v)
         (alpha * accumulator[i][v]).store_unaligned(target.c + i * target.ldc + v * kLanes);
   } else {
     const Batch beta(target.beta);
+#pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 4
       for (int v = 0; v < VECTORS; ++v) {
         float* c = target.c + i * target.ldc + v * kLanes;
         xsimd::fma(alpha, accumulator[i][v], beta * Batch::load_unaligned(c)).store_unaligned(c);

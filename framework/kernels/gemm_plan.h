@@ -17,8 +17,10 @@ struct GemmPlan {
 // The micro-kernel shapes compiled in, each usable in either orientation.
 const std::vector<GemmPlan>& gemm_plans();
 
-// The plan `gemm` uses for this problem (the one with the lowest estimated cycle count).
-GemmPlan choose_gemm_plan(bool transpose_a, bool transpose_b, int M, int N, int K);
+// The plan `gemm` uses for this problem (the one with the lowest estimated cycle count); the
+// leading dimensions matter because rows of A a power of two apart compete for L1 sets.
+GemmPlan choose_gemm_plan(bool transpose_a, bool transpose_b, int M, int N, int K, int lda,
+                          int ldb);
 
 // `gemm` with a given plan (tests run every plan against the reference).
 void gemm_with_plan(const GemmPlan& plan, bool transpose_a, bool transpose_b, int M, int N,

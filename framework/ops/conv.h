@@ -1,0 +1,34 @@
+// 2-D convolution (cross-correlation, as in PyTorch's Conv2d), NCHW.
+//
+//   input  [N, C, H, W]
+//   weight [O, C, KH, KW]
+//   bias   [O], or an invalid Var{} for none
+//   output [N, O, OH, OW],  OH = (H + 2 * padding - dilation * (KH - 1) - 1) / stride + 1
+//                           (likewise OW)
+//
+// Each image is lowered with im2col to columns [C * KH * KW, OH * OW], so the forward is one
+// GEMM per image, out[n] = weight[O, C * KH * KW] x columns + bias, and the backward is
+//   d weight += d out[n] x columns^T,   d bias += sum over positions of d out[n],
+//   d input[n] = col2im(weight^T x d out[n])   (only when the input needs a gradient).
+// Images are split across OpenMP threads; each thread owns whole images and its scratch
+// buffers, and the weight and bias gradients of the threads are summed in thread order, so
+// results are deterministic for a given thread count (the output and input gradient are the
+// same for any thread count; the weight and bias gradients differ by rounding). The forward
+// saves nothing for the backward, which recomputes the columns.
+#pragma once
+
+#include "framework/tape.h"
+
+namespace stn {
+
+struct Conv2dOptions {
+  int stride = 1;
+  int padding = 0;  // zeros on every side
+  int dilation = 1;
+};
+
+// Throws ShapeError naming the shapes when the channels disagree, the window does not fit
+// (output size <= 0), or stride / dilation are not positive, padding negative.
+Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options = {});
+
+}  // namespace stn
