@@ -33,6 +33,7 @@ struct Override {
 struct TrainCommand {
   TrainConfig flags;
   std::string preset = "none";
+  std::string resume;
   std::vector<Override> overrides;
 
   template <class T>
@@ -85,7 +86,18 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   train.option(c, "--out", &TrainConfig::out, "Run directory (default runs/<dataset>-<model>-s<seed>)");
   train.option(c, "--log-every", &TrainConfig::log_every, "Iterations between metrics lines (default 50)");
   train.option(c, "--eval-every", &TrainConfig::eval_every, "Iterations between test evaluations and weight saves (default: only at the end)");
-  c->callback([&train]() { fmt::print("{}\n", stn::cli::run_training(train.resolve()).dump()); });
+  train.option(c, "--checkpoint-every", &TrainConfig::checkpoint_every, "Iterations between checkpoints under RUN/checkpoints/ (default 500; one is always written at the end)");
+  train.option(c, "--keep-checkpoints", &TrainConfig::keep_checkpoints, "How many of the newest checkpoints to keep (default 3)");
+  train.flag(c, "--anomaly", &TrainConfig::anomaly, "Check every tape entry for NaN/Inf and stop at the op that made one");
+  c->add_option("--resume", train.resume, "Continue the run in this directory from its newest valid checkpoint (its config is reused; --threads and a larger --iters may be given)");
+  c->callback([&train]() {
+    if (!train.resume.empty()) {
+      const TrainConfig given = train.resolve();
+      fmt::print("{}\n", stn::cli::resume_training(train.resume, given.threads, given.iters).dump());
+      return;
+    }
+    fmt::print("{}\n", stn::cli::run_training(train.resolve()).dump());
+  });
 }
 
 void add_eval_command(CLI::App& app, std::string& run_directory, int& threads) {
@@ -161,6 +173,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const stn::cli::Interrupted& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "\nstn: {}\n", e.what());
+    return 128 + e.signal;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     fmt::print(stderr, "\nstn: error: {}\n", e.what());

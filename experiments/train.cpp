@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <chrono>
+#include <csignal>
+#include <optional>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +12,7 @@
 
 #include <fmt/core.h>
 
+#include "experiments/checkpoint.h"
 #include "experiments/datasets.h"
 #include "experiments/figures.h"
 #include "experiments/progress.h"
@@ -35,7 +38,8 @@ json TrainConfig::to_json() const {
               {"optimizer", optimizer}, {"lr", learning_rate}, {"momentum", momentum}, {"nesterov", nesterov},
               {"weight_decay", weight_decay}, {"schedule", schedule}, {"step_every", step_every},
               {"loc_lr_scale", localisation_lr_scale}, {"seed", seed}, {"test_seed", test_seed},
-              {"threads", threads}, {"out", out}, {"log_every", log_every}, {"eval_every", eval_every}};
+              {"threads", threads}, {"out", out}, {"log_every", log_every}, {"eval_every", eval_every},
+              {"checkpoint_every", checkpoint_every}, {"keep_checkpoints", keep_checkpoints}, {"anomaly", anomaly}};
 }
 
 TrainConfig TrainConfig::from_json(const json& j) {
@@ -62,6 +66,9 @@ TrainConfig TrainConfig::from_json(const json& j) {
   c.out = j.value("out", c.out);
   c.log_every = j.value("log_every", c.log_every);
   c.eval_every = j.value("eval_every", c.eval_every);
+  c.checkpoint_every = j.value("checkpoint_every", c.checkpoint_every);
+  c.keep_checkpoints = j.value("keep_checkpoints", c.keep_checkpoints);
+  c.anomaly = j.value("anomaly", c.anomaly);
   return c;
 }
 
@@ -76,6 +83,7 @@ void TrainConfig::validate() const {
   if (optimizer != "sgd" && optimizer != "adam") fail("unknown optimizer '" + optimizer + "' (expected sgd or adam)");
   if (threads < 0) fail("--threads must be >= 0 (0 = all cores)");
   if (log_every == 0) fail("--log-every must be at least 1");
+  if (keep_checkpoints == 0) fail("--keep-checkpoints must be at least 1");
   parse_schedule_kind(schedule);
 }
 
@@ -116,8 +124,21 @@ ExperimentOptions experiment_options(const TrainConfig& c) {
 // Appends one JSON line and flushes it, so a killed run leaves every line written so far.
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path) : out_(path, std::ios::trunc) {
+  // Starts empty, or (resuming) keeps the lines up to iteration `keep_through`.
+  MetricsLog(const std::string& path, std::optional<std::size_t> keep_through) {
+    std::string kept;
+    if (keep_through) {
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        json j = json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.value("iter", std::size_t{0}) <= *keep_through && !j.contains("final"))
+          kept += line + "\n";
+      }
+    }
+    out_.open(path, std::ios::trunc);
     if (!out_) throw std::runtime_error(path + ": cannot open for writing");
+    out_ << kept << std::flush;
   }
   void write(const json& line) { out_ << line.dump() << std::endl; }
 
@@ -154,14 +175,55 @@ Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size) 
   return result;
 }
 
-json run_training(const TrainConfig& input_config) {
-  TrainConfig config = input_config;
-  config.validate();
-  if (config.out.empty()) config.out = "runs/" + config.dataset + "-" + config.model + "-s" + std::to_string(config.seed);
-  if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
+namespace {
+
+volatile std::sig_atomic_t stop_signal = 0;
+extern "C" void request_stop(int signal_number) { stop_signal = signal_number; }
+
+// SIGINT / SIGTERM set a flag the loop reads after each step; the previous handlers come
+// back when training ends.
+class StopSignals {
+ public:
+  StopSignals() {
+    stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous_int_);
+    sigaction(SIGTERM, &action, &previous_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+
+ private:
+  struct sigaction previous_int_ {}, previous_term_ {};
+};
+
+// Names the first tape entry that produced a NaN / Inf, in the forward or the backward.
+[[noreturn]] void report_non_finite(const Tape& tape, std::size_t iteration, const char* what) {
+  std::string culprit;
+  if (auto forward = tape.first_non_finite_value())
+    culprit = "first in the forward value of " + tape.describe_entry(*forward);
+  else if (auto backward = tape.first_non_finite_gradient())
+    culprit = "first in the gradient of " + tape.describe_entry(*backward);
+  else
+    culprit = "no single entry found";
+  throw NonFiniteError(fmt::format("{} at iteration {} ({}); the last checkpoint is intact (try a smaller --lr, or "
+                                   "--anomaly to stop at the op)",
+                                   what, iteration, culprit));
+}
+
+bool gradients_finite(const Module& model) {
+  for (const Parameter* p : model.parameters())
+    if (!all_finite(p->grad)) return false;
+  return true;
+}
+
+json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   set_threads(config.threads);
   manual_seed(config.seed);
-
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
   std::shared_ptr<Module> model = make_model(config.model, experiment.input);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(config, *model);
@@ -174,6 +236,16 @@ json run_training(const TrainConfig& input_config) {
   schedule.total = iterations;
   const bool has_transformers = !find_transformers(*model).empty();
 
+  std::size_t start = 0;
+  double train_seconds = 0.0;
+  if (resume_from) {
+    std::optional<CheckpointState> state = load_newest_checkpoint(config.out, *model, *optimizer);
+    if (!state) throw DataError(config.out + ": no usable checkpoint to resume from");
+    start = state->iteration;
+    train_seconds = state->train_seconds;
+    stream->seek(start);
+    fmt::print("resuming {} from the checkpoint of iteration {}\n", config.out, start);
+  }
   std::filesystem::create_directories(config.out);
   std::filesystem::remove(config.out + "/result.json");  // present only once this run finishes
   json config_json = config.to_json();
@@ -181,40 +253,44 @@ json run_training(const TrainConfig& input_config) {
   config_json["params"] = model->parameter_count();
   config_json["schedule_description"] = schedule.describe();
   write_file_atomically(config.out + "/config.json", config_json.dump(2) + "\n");
-  MetricsLog metrics(config.out + "/metrics.jsonl");
+  MetricsLog metrics(config.out + "/metrics.jsonl", resume_from ? std::optional<std::size_t>(start) : std::nullopt);
   const std::map<std::string, std::string> weights_metadata = {
       {"model", config.model}, {"dataset", config.dataset}, {"preset", config.preset}};
+  auto checkpoint = [&](std::size_t done) {
+    write_checkpoint(config.out, *model, *optimizer, CheckpointState{done, train_seconds}, config.keep_checkpoints);
+  };
 
   fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
              config.model, config.dataset, config.preset, model->parameter_count(), iterations, config.batch,
              omp_get_max_threads(), config.out);
   Progress progress("train", iterations, std::max<std::size_t>(iterations / 20, 1));
+  StopSignals signals;
   Tape tape;
+  tape.set_anomaly_detection(config.anomaly);
   Batch batch;
-  double train_seconds = 0.0, window_loss = 0.0, last_test_error = NAN;
+  double window_loss = 0.0, last_test_error = NAN;
   std::size_t window_correct = 0, window_samples = 0;
   model->train();
-  for (std::size_t iteration = 0; iteration < iterations; ++iteration) {
+  for (std::size_t iteration = start; iteration < iterations; ++iteration) {
     stream->next(batch);
     const auto step_start = Clock::now();
     optimizer->set_learning_rate(schedule.learning_rate(config.learning_rate, iteration));
     tape.clear();
     Var logits = model->forward(tape.input(batch.images));
     Var loss = cross_entropy(logits, batch.labels);
+    const std::size_t done = iteration + 1;
+    if (!std::isfinite(loss.value()())) report_non_finite(tape, done, "the loss is not finite");
     tape.backward(loss);
+    if (!gradients_finite(*model)) report_non_finite(tape, done, "a gradient is not finite");
     optimizer->step();
     optimizer->zero_grad();
     train_seconds += seconds_since(step_start);
 
     const float loss_value = loss.value()();
-    if (!std::isfinite(loss_value))
-      throw std::runtime_error("training diverged: loss is " + std::to_string(loss_value) + " at iteration " +
-                               std::to_string(iteration + 1) + " (try a smaller --lr)");
     window_loss += loss_value * static_cast<double>(batch.labels.size());
     window_correct += count_correct(logits.value(), batch.labels.data());
     window_samples += batch.labels.size();
-    const std::size_t done = iteration + 1;
-    const double samples_per_s = static_cast<double>(done * config.batch) / train_seconds;
+    const double samples_per_s = static_cast<double>((done - start) * config.batch) / std::max(train_seconds, 1e-9);
     if (done % config.log_every == 0 || done == iterations) {
       json line = {{"iter", done},
                    {"loss", window_loss / static_cast<double>(window_samples)},
@@ -240,10 +316,20 @@ json run_training(const TrainConfig& input_config) {
       metrics.write({{"iter", done}, {"test_error", test.error_percent}, {"test_loss", test.loss}});
       save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
     }
+    if (config.checkpoint_every && done % config.checkpoint_every == 0 && done < iterations) checkpoint(done);
+    if (stop_signal) {
+      const int signal_number = stop_signal;
+      checkpoint(done);
+      save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
+      throw Interrupted(signal_number, fmt::format("interrupted by signal {} after iteration {}; checkpoint written, "
+                                                   "continue with: stn train --resume {}",
+                                                   signal_number, done, config.out));
+    }
   }
   progress.finish(fmt::format("done in {}", format_duration(train_seconds)));
   tape.clear();
 
+  checkpoint(iterations);
   save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
   Evaluation test = evaluate(*model, experiment.test);
   metrics.write({{"iter", iterations}, {"test_error", test.error_percent}, {"test_loss", test.loss}, {"final", true}});
@@ -266,16 +352,41 @@ json run_training(const TrainConfig& input_config) {
   return summary;
 }
 
-json run_evaluation(const std::string& run_directory, int threads) {
+TrainConfig read_run_config(const std::string& run_directory) {
   const std::string config_path = run_directory + "/config.json";
   if (!std::filesystem::exists(config_path)) throw DataError(run_directory + ": not a run directory (no config.json)");
-  json config_json;
   try {
-    config_json = json::parse(read_file(config_path));
+    return TrainConfig::from_json(json::parse(read_file(config_path)));
   } catch (const json::exception& e) {
     throw DataError(config_path + ": not valid JSON (" + e.what() + ")");
   }
-  TrainConfig config = TrainConfig::from_json(config_json);
+}
+
+}  // namespace
+
+json run_training(const TrainConfig& input_config) {
+  TrainConfig config = input_config;
+  config.validate();
+  if (config.out.empty()) config.out = "runs/" + config.dataset + "-" + config.model + "-s" + std::to_string(config.seed);
+  if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
+  return train_loop(config, std::nullopt);
+}
+
+json resume_training(const std::string& run_directory, int threads, std::size_t iterations) {
+  TrainConfig config = read_run_config(run_directory);
+  config.out = run_directory;
+  if (threads > 0) config.threads = threads;
+  if (iterations > 0) {
+    config.iters = iterations;
+    config.epochs = 0;
+  }
+  config.validate();
+  return train_loop(config, run_directory);
+}
+
+json run_evaluation(const std::string& run_directory, int threads) {
+  TrainConfig config = read_run_config(run_directory);
+  const json config_json = json::parse(read_file(run_directory + "/config.json"));
   set_threads(threads);
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
   std::shared_ptr<Module> model = make_model(config.model, experiment.input);

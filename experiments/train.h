@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -39,6 +40,9 @@ struct TrainConfig {
   std::string out;              // run directory; empty: runs/<dataset>-<model>-s<seed>
   std::size_t log_every = 50;
   std::size_t eval_every = 0;  // 0: only at the end
+  std::size_t checkpoint_every = 500;  // iterations between checkpoints (and one at the end)
+  std::size_t keep_checkpoints = 3;
+  bool anomaly = false;  // check every tape entry for NaN / Inf
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j);
@@ -56,8 +60,19 @@ struct Evaluation {
 Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size = 500);
 
 // Trains, evaluates, writes the run directory; returns the final JSON summary (also printed
-// as the last stdout line by the command).
+// as the last stdout line by the command). SIGINT / SIGTERM finish the current step, write a
+// checkpoint and throw Interrupted. A NaN or Inf in the loss or the gradients stops the run
+// with a NonFiniteError naming the iteration and the first tape entry that produced it.
 nlohmann::json run_training(const TrainConfig& config);
+
+// Continues the run in `run_directory` from its newest valid checkpoint, with its own
+// config (threads, and a larger iteration count to extend it, may be changed).
+nlohmann::json resume_training(const std::string& run_directory, int threads, std::size_t iterations);
+
+struct Interrupted : std::runtime_error {
+  Interrupted(int signal_number, const std::string& message) : std::runtime_error(message), signal(signal_number) {}
+  int signal;
+};
 
 // Reloads a run's weights and evaluates them on its test set.
 nlohmann::json run_evaluation(const std::string& run_directory, int threads);

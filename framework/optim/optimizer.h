@@ -30,6 +30,8 @@ class Optimizer {
   void set_learning_rate(float learning_rate) { learning_rate_ = learning_rate; }
   const std::vector<ParameterGroup>& groups() const { return groups_; }
   std::size_t steps_taken() const { return steps_; }
+  // For resuming from a checkpoint (Adam's bias correction depends on it).
+  void set_steps_taken(std::size_t steps) { steps_ = steps; }
 
   // The optimizer's per-parameter state (momentum buffers, Adam moments), named
   // "<parameter>.<slot>", for checkpoints.

@@ -60,7 +60,9 @@ def main():
     for key, value in sorted(metadata.items()):
         print(f"metadata {key} = {value}")
     for name, values in tensors:
-        print(f"{name} shape={list(values.shape)} sum={values.astype(np.float64).sum():.9g}")
+        flat = values.reshape(-1).astype(np.float64)
+        print(f"{name} shape={list(values.shape)} sum={flat.sum():.9g} "
+              f"weighted={(flat * np.arange(1, flat.size + 1)).sum():.9g}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+// Training checkpoints: everything needed to continue a run exactly.
+//
+// A checkpoint of iteration N is two files under RUN/checkpoints/:
+//   step-NNNNNNNN.safetensors        the model's parameters by name (opens in any
+//                                    safetensors reader: PyTorch, NumPy, ...)
+//   step-NNNNNNNN.state.safetensors  the training state: the optimizer's tensors (momentum
+//                                    buffers or Adam moments, named "<parameter>.<slot>")
+//                                    and, in the metadata, the format ("stn-train-state",
+//                                    version 1), the iteration, the optimizer's step count,
+//                                    the training seconds so far and the state of the
+//                                    default random generator (dropout masks).
+// The data position needs no state of its own: training batch b is a pure function of
+// (seed, b), so the run seeks its stream to batch N.
+// Both files are written atomically (temporary file, fsync, rename, directory fsync), the
+// state first; a checkpoint counts only when both files load. The newest `keep` are kept.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "framework/optim/optimizer.h"
+#include "layers/module.h"
+
+namespace stn::cli {
+
+struct CheckpointState {
+  std::size_t iteration = 0;
+  double train_seconds = 0.0;
+};
+
+void write_checkpoint(const std::string& run_dir, const Module& model, Optimizer& optimizer,
+                      const CheckpointState& state, std::size_t keep);
+
+// Loads the newest checkpoint that is valid into model and optimizer (and the default
+// generator). An unusable newer one (truncated, corrupt, mismatched) is reported on stderr
+// and the previous one tried. Returns nothing when there is no usable checkpoint.
+std::optional<CheckpointState> load_newest_checkpoint(const std::string& run_dir, Module& model,
+                                                      Optimizer& optimizer);
+
+}  // namespace stn::cli
