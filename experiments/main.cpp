@@ -71,13 +71,13 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   train.option(c, "--cache", &TrainConfig::cache_dir, "Directory for the cached distorted test sets (default data/cache)");
   train.option(c, "--epochs", &TrainConfig::epochs, "Passes over the training set (default 1 when --iters is not given)");
   train.option(c, "--iters", &TrainConfig::iters, "Training iterations (instead of --epochs)");
-  train.option(c, "--batch", &TrainConfig::batch, "Batch size (default 256)");
-  train.option(c, "--lr", &TrainConfig::learning_rate, "Base learning rate (default 0.01)");
+  train.option(c, "--batch", &TrainConfig::batch, "Batch size (default 64)");
+  train.option(c, "--lr", &TrainConfig::learning_rate, "Base learning rate (default 0.05)");
   train.option(c, "--opt", &TrainConfig::optimizer, "Optimizer: sgd | adam (default sgd)");
   train.option(c, "--momentum", &TrainConfig::momentum, "SGD momentum (default 0.9)");
-  train.flag(c, "--nesterov", &TrainConfig::nesterov, "Nesterov momentum");
+  train.option(c, "--nesterov", &TrainConfig::nesterov, "Nesterov momentum: true | false (default true)");
   train.option(c, "--weight-decay", &TrainConfig::weight_decay, "L2 weight decay (default 0)");
-  train.option(c, "--schedule", &TrainConfig::schedule, "Learning-rate schedule: constant | step | cosine (default constant)");
+  train.option(c, "--schedule", &TrainConfig::schedule, "Learning-rate schedule: constant | step | cosine (default cosine)");
   train.option(c, "--step-every", &TrainConfig::step_every, "Step schedule: divide the rate by 10 every N iterations (default: a third of the run)");
   train.option(c, "--loc-lr-scale", &TrainConfig::localisation_lr_scale, "Learning-rate multiplier of the localisation networks (default 1)");
   train.option(c, "--seed", &TrainConfig::seed, "Random seed: initialisation and data (default 1)");

@@ -14,6 +14,7 @@ TrainConfig preset_config(const std::string& preset) {
     c.optimizer = "sgd";
     c.learning_rate = 0.01f;
     c.momentum = 0.9f;
+    c.nesterov = false;
     c.batch = 256;
     c.iters = 150000;
     c.schedule = "step";
