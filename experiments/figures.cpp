@@ -101,8 +101,13 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
   model.forward(tape.input(images));
   model.train(was_training);
 
-  const int scale = std::max(1, 112 / static_cast<int>(std::max(h, w)));
-  const int cell = static_cast<int>(std::max(h, w)) * scale + 8;
+  // Every panel about 160 px wide, with integer nearest-neighbour scaling.
+  const int scale = std::max(1, 160 / static_cast<int>(std::max(h, w)));
+  int cell = static_cast<int>(std::max(h, w)) * scale + 8;
+  for (SpatialTransformer* st : transformers) {
+    const int side = static_cast<int>(std::max(st->options().output_height, st->options().output_width));
+    cell = std::max(cell, side * std::max(1, 160 / side) + 8);
+  }
   int columns = 2;
   for (SpatialTransformer* st : transformers) columns += static_cast<int>(st->last().output.dim(1));
   Canvas canvas(columns * cell + 8, static_cast<int>(count) * cell + 8, Rgb{40, 40, 40});
@@ -124,7 +129,7 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
       canvas.draw_polygon(outline, box_colours[t % 4], true);
       const Tensor& out = last.output.value();
       const std::size_t oc = out.shape()[1], oh = out.shape()[2], ow = out.shape()[3];
-      const int out_scale = std::max(1, (cell - 8) / static_cast<int>(std::max(oh, ow)));
+      const int out_scale = std::max(1, 160 / static_cast<int>(std::max(oh, ow)));
       for (std::size_t k = 0; k < oc; ++k, ++column)
         canvas.paste_gray(out.data() + (n * oc + k) * oh * ow, static_cast<int>(oh), static_cast<int>(ow),
                           8 + column * cell, y0, out_scale, 0.0f, 1.0f);

@@ -47,7 +47,7 @@ TrainConfig preset_config(const std::string& preset) {
     c.learning_rate = 0.02f;
     c.momentum = 0.9f;
     c.batch = 128;
-    c.iters = 1500;
+    c.iters = 2000;
     c.schedule = "cosine";
     c.localisation_lr_scale = 0.1f;
     c.eval_every = 500;
