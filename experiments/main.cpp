@@ -10,6 +10,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -23,6 +24,13 @@
 namespace {
 
 using stn::cli::TrainConfig;
+
+// CLI11 would wrap "-1" into a huge unsigned count: refuse a sign before the conversion.
+const CLI::Validator kNonNegative(
+    [](std::string& value) {
+      return value.find('-') != std::string::npos ? "must be a non-negative whole number, got " + value : std::string();
+    },
+    "COUNT");
 
 // A train flag that overrides the preset's value only when given on the command line.
 struct Override {
@@ -39,6 +47,7 @@ struct TrainCommand {
   template <class T>
   void option(CLI::App* command, const std::string& name, T TrainConfig::*field, const std::string& help) {
     CLI::Option* o = command->add_option(name, flags.*field, help);
+    if constexpr (std::is_unsigned_v<T>) o->check(kNonNegative);
     overrides.push_back({o, [this, field](TrainConfig& c) { c.*field = flags.*field; }});
   }
   void flag(CLI::App* command, const std::string& name, bool TrainConfig::*field, const std::string& help) {
@@ -145,8 +154,8 @@ void add_small_commands(CLI::App& app, SmallCommands& s) {
   data->add_option("--dataset", s.dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add")->capture_default_str();
   data->add_option("--data", s.data_dir, "MNIST directory")->capture_default_str();
   data->add_option("--out", s.output, "Output PNG")->capture_default_str();
-  data->add_option("--count", s.count, "Samples")->capture_default_str();
-  data->add_option("--seed", s.seed, "Seed")->capture_default_str();
+  data->add_option("--count", s.count, "Samples")->capture_default_str()->check(kNonNegative);
+  data->add_option("--seed", s.seed, "Seed")->capture_default_str()->check(kNonNegative);
   data->callback([&s]() { fmt::print("{}\n", stn::cli::run_data(s.dataset, s.data_dir, s.output, s.count, s.seed).dump()); });
 
   CLI::App* table = app.add_subcommand("table", "Collect finished runs into the paper's Table 1, beside the paper's numbers");

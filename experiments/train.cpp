@@ -78,8 +78,8 @@ void TrainConfig::validate() const {
   if (epochs && iters) fail("give --epochs or --iters, not both");
   if (!(learning_rate > 0.0f) || !std::isfinite(learning_rate)) fail("--lr must be positive, got " + std::to_string(learning_rate));
   if (!(momentum >= 0.0f && momentum < 1.0f)) fail("--momentum must be in [0, 1), got " + std::to_string(momentum));
-  if (!(weight_decay >= 0.0f)) fail("--weight-decay must be >= 0");
-  if (!(localisation_lr_scale >= 0.0f)) fail("--loc-lr-scale must be >= 0");
+  if (!(weight_decay >= 0.0f) || !std::isfinite(weight_decay)) fail("--weight-decay must be >= 0 and finite");
+  if (!(localisation_lr_scale >= 0.0f) || !std::isfinite(localisation_lr_scale)) fail("--loc-lr-scale must be >= 0 and finite");
   if (optimizer != "sgd" && optimizer != "adam") fail("unknown optimizer '" + optimizer + "' (expected sgd or adam)");
   if (threads < 0) fail("--threads must be >= 0 (0 = all cores)");
   if (log_every == 0) fail("--log-every must be at least 1");

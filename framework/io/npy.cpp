@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "framework/io/npy.h"
 
 #include <cstdint>
@@ -234,8 +235,14 @@ Tensor decode_npy(const std::string& bytes, const std::string& source_name) {
 
   std::uint64_t needed = element_size;
   bool overflow = false;
-  for (std::size_t dimension : header.shape)
+  // Each dimension also counted as at least 1: an empty array with huge dimensions would
+  // overflow the tensor's strides.
+  std::uint64_t extent = 1;
+  for (std::size_t dimension : header.shape) {
     overflow = overflow || __builtin_mul_overflow(needed, dimension, &needed);
+    overflow = overflow || __builtin_mul_overflow(extent, std::max<std::uint64_t>(dimension, 1), &extent);
+  }
+  overflow = overflow || extent > (std::uint64_t{1} << 40);
   const std::size_t data_start = prefix_length + header_length;
   const std::uint64_t available = bytes.size() - data_start;
   if (overflow || needed != available)

@@ -12,6 +12,9 @@
 // another copy (Debian's libstb, or a second definition elsewhere) at link time.
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+// PNG only: the program documents PNG input, and stb's other decoders (JPEG, PNM, TGA)
+// have out-of-bounds writes and huge allocations on hostile files (found by fuzzing).
+#define STBI_ONLY_PNG
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
 #include <stb/stb_image.h>

@@ -171,11 +171,16 @@ Entry parse_entry(const std::string& name, const Json& value, std::uint64_t data
   Entry entry{name, {}, 0, 0};
   std::uint64_t byte_count = sizeof(float);
   bool too_large = false;
+  // Each dimension also counted as at least 1: an empty tensor with huge dimensions would
+  // overflow the tensor's strides.
+  std::uint64_t extent = 1;
   for (const Json& dimension_value : *shape_value) {
     std::uint64_t dimension = non_negative_integer(dimension_value, where, "dimension");
     entry.shape.push_back(static_cast<std::size_t>(dimension));
     too_large = too_large || __builtin_mul_overflow(byte_count, dimension, &byte_count);
+    too_large = too_large || __builtin_mul_overflow(extent, std::max<std::uint64_t>(dimension, 1), &extent);
   }
+  too_large = too_large || extent > (std::uint64_t{1} << 40);
 
   auto offsets = value.find("data_offsets");
   if (offsets == value.end()) fail(where, "missing 'data_offsets'");
