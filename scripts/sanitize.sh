@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds everything with AddressSanitizer + UndefinedBehaviorSanitizer (STN_SANITIZE=ON,
+# RelWithDebInfo, gcc) into build-asan/ and runs the whole CTest suite there, leak checking
+# on; any sanitizer report fails the test that triggers it, and so this script.
+#
+#   bash scripts/sanitize.sh            # configure, build, run every test
+#   bash scripts/sanitize.sh -R Idx     # extra arguments go to ctest
+#
+# The build also holds the fuzz targets in replay mode (STN_FUZZ=ON): the tests
+# fuzz_corpus_<target> run the committed corpus of tests/fuzz/ once under the sanitizers.
+# Tests that need MNIST read it from data/mnist (scripts/setup.sh fetches it).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+
+say() { printf '\033[1m[sanitize]\033[0m %s\n' "$*"; }
+die() { printf '[sanitize] error: %s\n' "$*" >&2; exit 1; }
+
+build=build-asan
+flags=(-fsanitize=address,undefined -fno-omit-frame-pointer)
+start=$SECONDS
+say "configuring $build (STN_SANITIZE=ON, RelWithDebInfo)"
+mkdir -p "$build"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTN_SANITIZE=ON -DSTN_FUZZ=ON \
+  -DSTN_BUILD_BENCH=OFF >"$build/configure.log" 2>&1 ||
+  { tail -n 30 "$build/configure.log" >&2; die "cmake configure failed (full log: $build/configure.log)"; }
+say "building"
+cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 ||
+  { grep -E "error|Error" "$build/build.log" | head -n 30 >&2; die "build failed (full log: $build/build.log)"; }
+say "built in $((SECONDS - start)) s"
+
+# detect_leaks: LeakSanitizer at exit. halt_on_error + print_stacktrace: the first UB report
+# ends the process with a stack trace (the build also has -fno-sanitize-recover=undefined).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export STN_MNIST_DIR="$here/data/mnist"
+# The test install_and_find_package builds a project against the installed (instrumented)
+# library; these make that fresh configure link the sanitizer runtimes too.
+export CXXFLAGS="${flags[*]}" LDFLAGS="${flags[*]}"
+
+say "running the test suite (ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS)"
+test_start=$SECONDS
+status=0
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 1800 "$@" || status=$?
+say "test suite: $((SECONDS - test_start)) s (total with build $((SECONDS - start)) s)"
+((status == 0)) || die "sanitizer test suite failed (status $status); the sanitizer report is in the test output above"
+say "clean: every test passed with no sanitizer report"

@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Bad input everywhere a user can reach it: runs the stn program on broken IDX files, broken
+# checkpoints, broken PNG/npy inputs to `stn warp` and bad command-line values, and checks
+# that each invocation exits with the expected non-zero status and message, by itself (no
+# signal, no timeout) and without a sanitizer report (this test also runs in the ASan+UBSan
+# build, scripts/sanitize.sh).
+#
+#   bash tests/bad_input_test.sh build/stn           # check every case
+#   bash tests/bad_input_test.sh build/stn --table   # also print docs/bad-input.md's table
+#
+# Needs only bash, coreutils, gzip and sed: the fixtures (a tiny fake MNIST, a checkpoint
+# from a one-iteration run on it, damaged copies) are made in a temporary directory, which is
+# also the working directory, so the messages show short relative paths.
+set -uo pipefail
+
+if [[ $# -lt 1 ]]; then
+  echo "usage: $0 STN_BINARY [--table]" >&2
+  exit 2
+fi
+stn=$(realpath "$1")
+[[ -x "$stn" ]] || { echo "bad_input_test: $1 is not an executable" >&2; exit 2; }
+table=0
+[[ "${2:-}" == "--table" ]] && table=1
+tests_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+corpus="$tests_dir/fuzz/corpus"
+per_case_timeout=${STN_BAD_INPUT_TIMEOUT:-120}
+
+work=$(mktemp -d)
+trap 'chmod -R u+rwx "$work" 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work" || exit 2
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+# ---- fixtures ------------------------------------------------------------------------------
+bytes() { printf '%b' "$(for n in "$@"; do printf '\\x%02x' "$n"; done)"; }
+be32() { bytes $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+le64() { local n=$1 i out=(); for ((i = 0; i < 8; i++)); do out+=($((n >> (8 * i) & 255))); done; bytes "${out[@]}"; }
+# idx_header TYPE DIM... : the IDX header (magic 0 0 TYPE RANK, big-endian sizes).
+idx_header() { local type=$1; shift; bytes 0 0 "$type" $#; local d; for d in "$@"; do be32 "$d"; done; }
+labels() { local i; for ((i = 0; i < $1; i++)); do bytes $((i % 10)); done; }
+zeros() { head -c "$1" /dev/zero; }
+# A fake MNIST directory: COUNT_TRAIN and COUNT_TEST images of 28x28.
+fake_mnist() {
+  local dir=$1 train=${2:-64} test=${3:-16}
+  mkdir -p "$dir"
+  { idx_header 8 "$train" 28 28; zeros $((train * 784)); } >"$dir/train-images-idx3-ubyte"
+  { idx_header 8 "$train"; labels "$train"; } >"$dir/train-labels-idx1-ubyte"
+  { idx_header 8 "$test" 28 28; zeros $((test * 784)); } >"$dir/t10k-images-idx3-ubyte"
+  { idx_header 8 "$test"; labels "$test"; } >"$dir/t10k-labels-idx1-ubyte"
+}
+# safetensors HEADER_TEXT [DATA_FILE]: header padded with spaces to a multiple of 8.
+safetensors() {
+  local header=$1 data=${2:-/dev/null}
+  while ((${#header} % 8)); do header+=" "; done
+  le64 ${#header}
+  printf '%s' "$header"
+  cat "$data"
+}
+st_header_length() { od -An -t u8 -N 8 "$1" | tr -d ' '; }
+st_header() { tail -c +9 "$1" | head -c "$(st_header_length "$1")"; }
+st_data() { tail -c +$((9 + $(st_header_length "$1"))) "$1"; }
+
+fake_mnist mnist
+images=mnist/t10k-images-idx3-ubyte
+labels_file=mnist/t10k-labels-idx1-ubyte
+# IDX variants, each a copy of the good directory with the test split damaged.
+variant() { rm -rf "$1"; cp -r mnist "$1"; }
+variant idx-missing-file; rm idx-missing-file/t10k-images-idx3-ubyte
+variant idx-truncated; head -c 5000 "$images" >idx-truncated/t10k-images-idx3-ubyte
+variant idx-short-header; head -c 9 "$images" >idx-short-header/t10k-images-idx3-ubyte
+variant idx-magic; { bytes 1 0 8 3; tail -c +5 "$images"; } >idx-magic/t10k-images-idx3-ubyte
+variant idx-float; { idx_header 13 16 28 28; zeros $((16 * 784 * 4)); } >idx-float/t10k-images-idx3-ubyte
+variant idx-rank; { idx_header 8 16 784; zeros $((16 * 784)); } >idx-rank/t10k-images-idx3-ubyte
+variant idx-labels-rank; { idx_header 8 4 4; labels 16; } >idx-labels-rank/t10k-labels-idx1-ubyte
+variant idx-zero-dim; { idx_header 8 16 0 28; } >idx-zero-dim/t10k-images-idx3-ubyte
+variant idx-five-dims; { idx_header 8 1 16 1 28 28; zeros $((16 * 784)); } >idx-five-dims/t10k-images-idx3-ubyte
+variant idx-huge-dims; { idx_header 8 4294967295 4294967295 4294967295; zeros 100; } >idx-huge-dims/t10k-images-idx3-ubyte
+variant idx-extra; { cat "$images"; zeros 3; } >idx-extra/t10k-images-idx3-ubyte
+variant idx-count; { idx_header 8 15; labels 15; } >idx-count/t10k-labels-idx1-ubyte
+variant idx-label-range; { idx_header 8 16; bytes 12; labels 15; } >idx-label-range/t10k-labels-idx1-ubyte
+variant idx-gzip-corrupt; rm idx-gzip-corrupt/t10k-images-idx3-ubyte
+gzip -9 -n -c "$images" >idx-gzip-corrupt/t10k-images-idx3-ubyte.gz
+printf 'XXXX' | dd of=idx-gzip-corrupt/t10k-images-idx3-ubyte.gz bs=1 seek=12 conv=notrunc status=none
+variant idx-gzip-truncated; rm idx-gzip-truncated/t10k-images-idx3-ubyte
+gzip -9 -n -c "$images" | head -c 30 >idx-gzip-truncated/t10k-images-idx3-ubyte.gz
+variant idx-gzip-not-gzip; rm idx-gzip-not-gzip/t10k-images-idx3-ubyte
+printf 'not compressed at all\n' >idx-gzip-not-gzip/t10k-images-idx3-ubyte.gz
+variant idx-directory; rm idx-directory/t10k-images-idx3-ubyte; mkdir idx-directory/t10k-images-idx3-ubyte
+mkdir -p empty-dir
+# Training and test images of different sizes, and images too small for the CNN.
+fake_mnist mixed-sizes 64 16
+{ idx_header 8 16 20 20; zeros $((16 * 400)); } >mixed-sizes/t10k-images-idx3-ubyte
+fake_mnist tiny-images 64 16
+{ idx_header 8 64 1 1; zeros 64; } >tiny-images/train-images-idx3-ubyte
+{ idx_header 8 16 1 1; zeros 16; } >tiny-images/t10k-images-idx3-ubyte
+
+# A real checkpoint: one iteration of the FCN on the fake MNIST.
+if ! "$stn" train --dataset mnist --data mnist --model fcn --iters 1 --batch 8 --threads 1 --out run \
+  >train.log 2>&1; then
+  echo "bad_input_test: could not train the fixture run; its output:" >&2
+  cat train.log >&2
+  exit 1
+fi
+[[ -f run/model.safetensors && -f run/config.json ]] || { echo "bad_input_test: the fixture run wrote no model.safetensors/config.json" >&2; exit 1; }
+model=run/model.safetensors
+header=$(st_header "$model")
+header=${header%"${header##*[! ]}"}  # without the padding
+st_data "$model" >model.data
+data_length=$(stat -c %s model.data)
+first_name=$(sed -E 's/^\{("__metadata__":\{[^}]*\},)?"([^"]+)".*/\2/' <<<"$header")
+run_variant() { rm -rf "$1"; cp -r run "$1"; }
+run_variant ckpt-missing; rm ckpt-missing/model.safetensors
+run_variant ckpt-empty; : >ckpt-empty/model.safetensors
+run_variant ckpt-length-past-end; { le64 4096; printf '{}      '; } >ckpt-length-past-end/model.safetensors
+run_variant ckpt-length-absurd; { le64 $((1 << 62)); printf '{}      '; } >ckpt-length-absurd/model.safetensors
+run_variant ckpt-text; printf 'this is not a checkpoint\n' >ckpt-text/model.safetensors
+run_variant ckpt-truncated; head -c -100 "$model" >ckpt-truncated/model.safetensors
+run_variant ckpt-offsets-past-end
+head -c 4 /dev/zero >four.bytes
+safetensors '{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}' four.bytes >ckpt-offsets-past-end/model.safetensors
+run_variant ckpt-dtype; safetensors "${header/\"F32\"/\"F16\"}" model.data >ckpt-dtype/model.safetensors
+run_variant ckpt-shape
+swapped=$(sed -E 's/"shape":\[([0-9]+),([0-9]+)\]/"shape":[\2,\1]/' <<<"$header")
+safetensors "$swapped" model.data >ckpt-shape/model.safetensors
+run_variant ckpt-duplicate
+safetensors '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' \
+  four.bytes >ckpt-duplicate/model.safetensors
+run_variant ckpt-missing-tensor; safetensors '{}' >ckpt-missing-tensor/model.safetensors
+run_variant ckpt-unexpected-tensor
+safetensors "${header%\}},\"extra\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[$data_length,$((data_length + 4))]}}" \
+  <(cat model.data four.bytes) >ckpt-unexpected-tensor/model.safetensors
+run_variant ckpt-not-json; safetensors '{"w":' >ckpt-not-json/model.safetensors
+run_variant ckpt-nul; { le64 8; bytes 123 125 0 0 0 0 0 0; } >ckpt-nul/model.safetensors
+# Found by fuzzing (tests/fuzz/findings/): no elements, but dimensions whose product overflows.
+run_variant ckpt-zero-huge
+safetensors '{"w":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]}}' >ckpt-zero-huge/model.safetensors
+# Resuming: a run without checkpoints, and one whose every checkpoint file is truncated.
+run_variant resume-no-checkpoints; rm -rf resume-no-checkpoints/checkpoints
+run_variant resume-all-corrupt
+for f in resume-all-corrupt/checkpoints/*; do head -c 50 "$f" >"$f.cut" && mv "$f.cut" "$f"; done
+run_variant config-not-json; printf '{"model": ' >config-not-json/config.json
+run_variant config-model; sed -i 's/"model": *"fcn"/"model": "nosuch"/' config-model/config.json
+mkdir -p not-a-run
+
+# warp inputs
+cp "$corpus/image/valid-gray.png" good.png
+cp "$corpus/image/bad-truncated.png" truncated.png
+cp "$corpus/image/bad-not-an-image.png" text.png
+cp "$corpus/image/bad-too-wide.png" too-wide.png
+cp "$corpus/image/bad-zero-width.png" zero-width.png
+cp "$corpus/image/bad-idat-corrupt.png" corrupt.png
+: >empty.png
+mkdir -p directory.png
+cp "$corpus/npy/bad-dtype-i4" int32.npy
+cp "$corpus/npy/bad-fortran-order" fortran.npy
+cp "$corpus/npy/bad-data-short" short.npy
+cp "$corpus/npy/bad-header-length-past-end" header-past-end.npy
+cp "$corpus/npy/bad-no-magic" no-magic.npy
+cp "$corpus/npy/bad-shape-overflow" overflow.npy
+cp "$corpus/npy/valid-f8-v2" rank1.npy
+cp "$corpus/npy/valid-empty" empty-array.npy
+cp "$corpus/npy/valid-scalar" scalar.npy
+# Found by fuzzing (tests/fuzz/findings/): an empty array with huge dimensions, and a JPEG
+# whose Huffman table declares more than 256 codes.
+npy_header="{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1099511627776, 1099511627776), }"
+while (((10 + ${#npy_header} + 1) % 64)); do npy_header+=" "; done
+npy_header+=$'\n'
+{ printf '\x93NUMPY'; bytes 1 0 $((${#npy_header} & 255)) $((${#npy_header} >> 8)); printf '%s' "$npy_header"; } >zero-huge.npy
+base64 -d >dht.jpg <<'JPEG'
+/9j/4AAQSkZJRgABBwAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOhYAAAAAAAAAClxOQERXRTc4UG1RV19iZ2hn
+Pk1xeXBkeFxlZ2P/wAALCAAIAAgBAREA/8QAFAABAAAAABcQAAMBAP8AAAAAAAA9PDkzAAAAF2Oh/9oACAEBAAA/ACRLD//Z
+JPEG
+
+# ---- the cases -----------------------------------------------------------------------------
+# check CATEGORY DESCRIPTION STATUS FRAGMENT -- ARGUMENTS...
+# Runs `stn ARGUMENTS...`; passes when it exits with STATUS (`any`: any failure status), its
+# output holds FRAGMENT, and there is no sanitizer report, no uncaught exception and no signal.
+failures=0
+cases=0
+rows=()
+sanitizer_pattern='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer|terminate called|Segmentation fault|Aborted|core dumped'
+check() {
+  local category=$1 description=$2 expected_status=$3 fragment=$4
+  shift 5  # the four fields and the --
+  cases=$((cases + 1))
+  local status=0
+  local limit=${case_timeout:-$per_case_timeout}
+  timeout -k 10 "$limit" "$stn" "$@" >out.txt 2>err.txt </dev/null || status=$?
+  local problems=()
+  ((status == 124 || status == 137)) && problems+=("timed out after ${limit} s")
+  ((status > 128 && status != 137)) && problems+=("killed by signal $((status - 128))")
+  ((status == 0)) && problems+=("exited with status 0")
+  [[ "$expected_status" != any ]] && ((status != expected_status)) && problems+=("exit status $status, expected $expected_status")
+  grep -qF -- "$fragment" out.txt err.txt || problems+=("no '$fragment' in the output")
+  grep -qE "$sanitizer_pattern" out.txt err.txt && problems+=("sanitizer report or abnormal end")
+  local message
+  message=$(grep -hF -- "$fragment" err.txt out.txt | head -n 1)
+  [[ -n "$message" ]] || message=$(grep -hv '^$' err.txt | head -n 1)
+  if ((${#problems[@]})); then
+    failures=$((failures + 1))
+    printf 'FAIL  [%s] %s: stn %s\n' "$category" "$description" "$*" >&2
+    printf '      %s\n' "${problems[@]}" >&2
+    printf '      --- stderr (last 15 lines) ---\n' >&2
+    tail -n 15 err.txt | sed 's/^/      /' >&2
+  else
+    printf 'ok    [%s] %s (status %s)\n' "$category" "$description" "$status"
+  fi
+  [[ -n "$message" ]] || message="(no message)"
+  local result=ok
+  if ((${#problems[@]})); then
+    result="FAILS: $(printf '%s; ' "${problems[@]}")"
+    result=${result%; }
+  fi
+  local escaped=${message//|/\\|} command="stn $*"
+  rows+=("| $category | $description | \`${command//|/\\|}\` | $status | \`${escaped}\` | ${result//|/\\|} |")
+}
+
+warp_out=(--out out.png)
+# IDX files, read through `stn warp --input mnist:test:0` (the test split) and `stn train`.
+check IDX "data directory missing" 1 "MNIST data directory 'no-such-dir' does not exist" -- warp --input mnist:test:0 --data no-such-dir "${warp_out[@]}"
+check IDX "IDX file missing" 1 "not found" -- warp --input mnist:test:0 --data idx-missing-file "${warp_out[@]}"
+check IDX "no IDX files at all (train)" 1 "not found" -- train --dataset mnist --data empty-dir --iters 1
+check IDX "IDX path is a directory" 1 "cannot read file (Is a directory)" -- warp --input mnist:test:0 --data idx-directory "${warp_out[@]}"
+check IDX "truncated payload" 1 "truncated IDX payload" -- warp --input mnist:test:0 --data idx-truncated "${warp_out[@]}"
+check IDX "truncated header" 1 "too short for its IDX header" -- warp --input mnist:test:0 --data idx-short-header "${warp_out[@]}"
+check IDX "wrong magic number" 1 "not an IDX file" -- warp --input mnist:test:0 --data idx-magic "${warp_out[@]}"
+check IDX "element type float32" 1 "unsupported IDX element type 0x0D" -- warp --input mnist:test:0 --data idx-float "${warp_out[@]}"
+check IDX "images 2-D instead of 3-D" 1 "images must be 3-D" -- warp --input mnist:test:0 --data idx-rank "${warp_out[@]}"
+check IDX "labels 2-D instead of 1-D" 1 "labels must be 1-D" -- warp --input mnist:test:0 --data idx-labels-rank "${warp_out[@]}"
+check IDX "a zero dimension" 1 "is zero in IDX dimensions" -- warp --input mnist:test:0 --data idx-zero-dim "${warp_out[@]}"
+check IDX "five dimensions" 1 "supported are 1 to 4" -- warp --input mnist:test:0 --data idx-five-dims "${warp_out[@]}"
+check IDX "dimensions beyond addressable memory" 1 "more elements than can be addressed" -- warp --input mnist:test:0 --data idx-huge-dims "${warp_out[@]}"
+check IDX "bytes after the payload" 1 "extra bytes after the" -- warp --input mnist:test:0 --data idx-extra "${warp_out[@]}"
+check IDX "image and label counts differ" 1 "holds 16 images but" -- warp --input mnist:test:0 --data idx-count "${warp_out[@]}"
+check IDX "label outside 0..9" 1 "label 12 at index 0 is outside [0, 10)" -- warp --input mnist:test:0 --data idx-label-range "${warp_out[@]}"
+check IDX "gzip stream corrupt" 1 "corrupt gzip stream" -- warp --input mnist:test:0 --data idx-gzip-corrupt "${warp_out[@]}"
+check IDX "gzip stream truncated" 1 "truncated gzip stream" -- warp --input mnist:test:0 --data idx-gzip-truncated "${warp_out[@]}"
+check IDX ".gz file that is not gzip" 1 "not an IDX file" -- warp --input mnist:test:0 --data idx-gzip-not-gzip "${warp_out[@]}"
+check IDX "train and test images of different sizes" 1 "linear: input [8, 784] does not fit weight" -- train --dataset mnist --data mixed-sizes --model fcn --iters 1 --batch 8 --out runs-mixed
+check IDX "images too small for the CNN (1x1)" 1 "cnn: input 1x1 is too small" -- train --dataset mnist --data tiny-images --model cnn --iters 1 --batch 8 --out runs-tiny
+
+# Checkpoints, read by `stn eval --run DIR` (DIR/model.safetensors).
+check checkpoint "run directory missing" 1 "not a run directory (no config.json)" -- eval --run no-such-run
+check checkpoint "directory without config.json" 1 "not a run directory (no config.json)" -- eval --run not-a-run
+check checkpoint "config.json not JSON" 1 "config.json: not valid JSON" -- eval --run config-not-json
+check checkpoint "config.json names an unknown model" 1 "unknown model 'nosuch'" -- eval --run config-model
+check checkpoint "model.safetensors missing" 1 "model.safetensors" -- eval --run ckpt-missing
+check checkpoint "empty file" 1 "shorter than the 8-byte header length" -- eval --run ckpt-empty
+check checkpoint "header length past the end" 1 "header length 4096 exceeds the 8 bytes after the length field" -- eval --run ckpt-length-past-end
+check checkpoint "header length absurd" 1 "is absurd" -- eval --run ckpt-length-absurd
+check checkpoint "a text file" 1 "is absurd" -- eval --run ckpt-text
+check checkpoint "truncated (last 100 bytes cut)" 1 "run past the end of the data" -- eval --run ckpt-truncated
+check checkpoint "data offsets past the end" 1 "data_offsets [0, 8] run past the end of the data (4 bytes)" -- eval --run ckpt-offsets-past-end
+check checkpoint "dtype not F32 (F16)" 1 "dtype F16 is not supported (only F32)" -- eval --run ckpt-dtype
+check checkpoint "shape not matching the model" 1 "but the model expects" -- eval --run ckpt-shape
+check checkpoint "duplicate tensor names" 1 "duplicate key 'a' in header" -- eval --run ckpt-duplicate
+check checkpoint "tensor missing (empty header)" 1 "tensor '$first_name' is missing" -- eval --run ckpt-missing-tensor
+check checkpoint "tensor not in the model" 1 "unexpected tensor 'extra' (not in the model)" -- eval --run ckpt-unexpected-tensor
+check checkpoint "header not JSON" 1 "header is not valid JSON" -- eval --run ckpt-not-json
+check checkpoint "NUL byte in the header" 1 "header contains a NUL byte" -- eval --run ckpt-nul
+check checkpoint "no elements, dimensions overflowing" 1 "ckpt-zero-huge/model.safetensors" -- eval --run ckpt-zero-huge
+check checkpoint "resume: run directory missing" 1 "no-such-run: not a run directory (no config.json)" -- train --resume no-such-run
+check checkpoint "resume: no checkpoints" 1 "resume-no-checkpoints: no usable checkpoint to resume from" -- train --resume resume-no-checkpoints
+check checkpoint "resume: every checkpoint truncated" 1 "resume-all-corrupt: no usable checkpoint to resume from" -- train --resume resume-all-corrupt
+
+# PNG and npy inputs to `stn warp`.
+check warp-input "input file missing" 1 "no-such.png" -- warp --input no-such.png "${warp_out[@]}"
+check warp-input "input is a directory" 1 "directory.png" -- warp --input directory.png "${warp_out[@]}"
+check warp-input "empty file" 1 "cannot read image" -- warp --input empty.png "${warp_out[@]}"
+check warp-input "text file named .png" 1 "cannot read image: Image not of any known type, or corrupt" -- warp --input text.png "${warp_out[@]}"
+check warp-input "truncated PNG" 1 "cannot read image: Corrupt PNG" -- warp --input truncated.png "${warp_out[@]}"
+check warp-input "PNG with corrupt image data" 1 "cannot read image: Corrupt PNG" -- warp --input corrupt.png "${warp_out[@]}"
+check warp-input "PNG 20000 pixels wide" 1 "image is 20000 x 1 pixels; each side must be 1 to 16384" -- warp --input too-wide.png "${warp_out[@]}"
+check warp-input "PNG 0 pixels wide" 1 "cannot read image" -- warp --input zero-width.png "${warp_out[@]}"
+check warp-input "npy without the magic" 1 "not an npy file" -- warp --input no-magic.npy "${warp_out[@]}"
+check warp-input "npy of int32" 1 "dtype '<i4' is not supported" -- warp --input int32.npy "${warp_out[@]}"
+check warp-input "npy in Fortran order" 1 "Fortran-order arrays are not supported" -- warp --input fortran.npy "${warp_out[@]}"
+check warp-input "npy data shorter than the shape" 1 "data is 20 bytes but shape [2, 3] of '<f4' needs 24" -- warp --input short.npy "${warp_out[@]}"
+check warp-input "npy header length past the end" 1 "runs past the end of the file" -- warp --input header-past-end.npy "${warp_out[@]}"
+check warp-input "npy shape overflowing 64 bits" 1 "needs more than 2^64" -- warp --input overflow.npy "${warp_out[@]}"
+check warp-input "npy of rank 1" 1 "expected an image [H, W] or [C, H, W], got shape [4]" -- warp --input rank1.npy "${warp_out[@]}"
+check warp-input "npy of rank 0" 1 "expected an image [H, W] or [C, H, W], got shape []" -- warp --input scalar.npy "${warp_out[@]}"
+check warp-input "npy with no elements" 1 "expected an image [H, W] or [C, H, W], got shape [1, 0, 3]" -- warp --input empty-array.npy "${warp_out[@]}"
+check warp-input "npy with no elements, dimensions overflowing" 1 "zero-huge.npy" -- warp --input zero-huge.npy "${warp_out[@]}"
+check warp-input "JPEG with an oversized Huffman table" 1 "dht.jpg: cannot read image" -- warp --input dht.jpg "${warp_out[@]}"
+check warp-input "output directory missing" 1 "no-such-dir/out.png" -- warp --input good.png --out no-such-dir/out.png
+check warp-input "output neither .png nor .npy" 1 "--out must end in .png or .npy" -- warp --input good.png --out out.jpg
+check warp-input "MNIST split unknown" 1 "needs SPLIT train or test" -- warp --input mnist:valid:0 --data mnist "${warp_out[@]}"
+check warp-input "MNIST index negative" 1 "index must be in [0, 16)" -- warp --input mnist:test:-1 --data mnist "${warp_out[@]}"
+check warp-input "MNIST index past the end" 1 "index must be in [0, 16)" -- warp --input mnist:test:16 --data mnist "${warp_out[@]}"
+check warp-input "MNIST index not a number" 1 "index must be in [0, 16)" -- warp --input mnist:test:abc --data mnist "${warp_out[@]}"
+
+# Command-line values.
+train_args=(train --dataset mnist --data mnist --model fcn --out runs-cli)
+check command-line "zero batch" 1 "--batch must be at least 1" -- "${train_args[@]}" --batch 0
+check command-line "negative batch" any "--batch" -- "${train_args[@]}" --batch -5
+check command-line "batch larger than the training set" 1 "is larger than the training set (64 samples)" -- "${train_args[@]}" --batch 65
+case_timeout=30 check command-line "negative epochs" any "--epochs" -- "${train_args[@]}" --batch 8 --epochs -1
+case_timeout=30 check command-line "negative iterations" any "--iters" -- "${train_args[@]}" --batch 8 --iters -1
+check command-line "both epochs and iterations" 1 "give --epochs or --iters, not both" -- "${train_args[@]}" --epochs 1 --iters 5
+check command-line "non-numeric batch" any "many" -- "${train_args[@]}" --batch many
+check command-line "negative learning rate" 1 "--lr must be positive" -- "${train_args[@]}" --lr -0.1
+check command-line "NaN learning rate" 1 "--lr must be positive" -- "${train_args[@]}" --lr nan
+check command-line "infinite learning rate" 1 "--lr must be positive" -- "${train_args[@]}" --lr inf
+check command-line "momentum 1.5" 1 "--momentum must be in [0, 1)" -- "${train_args[@]}" --momentum 1.5
+check command-line "negative weight decay" 1 "--weight-decay must be >= 0" -- "${train_args[@]}" --weight-decay -1
+check command-line "infinite weight decay" 1 "--weight-decay must be" -- "${train_args[@]}" --batch 8 --iters 1 --weight-decay inf
+check command-line "infinite localisation rate scale" 1 "--loc-lr-scale must be" -- "${train_args[@]}" --batch 8 --iters 1 --loc-lr-scale inf
+check command-line "negative threads" 1 "--threads must be >= 0" -- "${train_args[@]}" --threads -2
+check command-line "zero checkpoints kept" 1 "--keep-checkpoints must be at least 1" -- "${train_args[@]}" --keep-checkpoints 0
+check command-line "zero log interval" 1 "--log-every must be at least 1" -- "${train_args[@]}" --log-every 0
+check command-line "unknown optimizer" 1 "unknown optimizer 'rmsprop'" -- "${train_args[@]}" --opt rmsprop
+check command-line "unknown schedule" 1 "'linear'" -- "${train_args[@]}" --schedule linear
+check command-line "unknown model" 1 "unknown model 'resnet'" -- train --dataset mnist --data mnist --model resnet --out runs-cli
+check command-line "unknown dataset" 1 "unknown dataset 'cifar'" -- train --dataset cifar --data mnist --out runs-cli
+check command-line "unknown preset" 1 "unknown preset 'huge'" -- train --preset huge
+check command-line "missing data directory" 1 "does not exist; run scripts/setup.sh to fetch it" -- train --dataset mnist --data no-such-dir --out runs-cli
+check command-line "models: unknown dataset" 1 "unknown distortion 'cifar'" -- models --dataset cifar
+check command-line "data: zero count" 1 "--count must be in [1, 1024]" -- data --dataset mnist --data mnist --count 0 --out grid.png
+check command-line "data: negative count" any "--count" -- data --dataset mnist --data mnist --count -3 --out grid.png
+check command-line "table: runs directory missing" 1 "is not a directory" -- table --runs no-such-dir
+check command-line "warp: zero size" 1 "--size must be HxW with 1..8192 pixels per side, got '0x5'" -- warp --input good.png --out out.png --size 0x5
+check command-line "warp: negative size" 1 "--size must be HxW with 1..8192 pixels per side, got '-3x4'" -- warp --input good.png --out out.png --size -3x4
+check command-line "warp: size not HxW" 1 "--size must be HxW" -- warp --input good.png --out out.png --size big
+check command-line "warp: affine with 5 numbers" 1 "--affine takes 6 numbers" -- warp --input good.png --out out.png --affine 1,0,0,0,1
+check command-line "warp: affine with NaN" 1 "--affine values must be finite" -- warp --input good.png --out out.png --affine 1,0,nan,0,1,0
+check command-line "warp: zero zoom" 1 "--zoom must be a positive number" -- warp --input good.png --out out.png --zoom 0
+check command-line "warp: negative zoom" 1 "--zoom must be a positive number" -- warp --input good.png --out out.png --zoom -2
+check command-line "warp: infinite rotation" 1 "--rotate must be finite" -- warp --input good.png --out out.png --rotate inf
+check command-line "warp: TPS with 3 numbers" 1 "--tps takes x,y pairs" -- warp --input good.png --out out.png --tps 1,2,3
+check command-line "warp: crop box reversed" 1 "--crop needs X1 > X0 and Y1 > Y0" -- warp --input good.png --out out.png --crop 1,0,0,1
+check command-line "warp: two kinds of transform" 1 "give one of --affine, --projective, --tps" -- warp --input good.png --out out.png --affine 1,0,0,0,1,0 --rotate 10
+check command-line "warp: unknown padding" 1 "--padding must be zeros or border" -- warp --input good.png --out out.png --padding reflect
+check command-line "unknown subcommand" 106 "A subcommand is required" -- frobnicate
+check command-line "no subcommand" 106 "A subcommand is required" --
+check command-line "unknown flag" 109 "The following arguments were not expected: 0.1 --learning-rate" -- train --learning-rate 0.1
+check command-line "required flag missing" 106 "--run is required" -- eval
+
+echo "$((cases - failures)) of $cases bad-input cases behave"
+if ((table)); then
+  echo
+  echo "| input | case | command | exit status | message | result |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${rows[@]}"
+fi
+((failures == 0))
