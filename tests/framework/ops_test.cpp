@@ -161,6 +161,15 @@ TEST(Loss, Gradchecks) {
                    {random_tensor({2, 3}, g), random_tensor({2, 3}, g)});
 }
 
+TEST(Loss, DropoutGradcheckWithAFixedMask) {
+  // The same seed inside the function gives every evaluation the same mask.
+  Generator g(12);
+  expect_gradcheck("dropout", [](const std::vector<Var>& v) {
+    Generator masks(5);
+    return dropout(v[0], 0.3f, true, masks);
+  }, {random_tensor({1, 3, 4, 5}, g)});
+}
+
 TEST(Loss, DropoutTrainAndEval) {
   Tape tape;
   Generator g(8);
