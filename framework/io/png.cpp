@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <climits>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 
@@ -39,12 +40,36 @@ void check_image_size(int width, int height, const std::string& where) {
                     " pixels; each side must be 1 to " + std::to_string(kMaxImageSide));
 }
 
+// Walks the PNG chunk structure before stb sees the file: every chunk must fit in the bytes
+// left, and IDAT chunks must not be empty. stb_image's PNG decoder trusts chunk lengths (an
+// IDAT claiming 1 GiB in an 85-byte file makes it reallocate 2 GiB) and copies from a null
+// pointer on an empty IDAT; both were found by fuzzing (tests/fuzz/corpus/image/).
+void check_png_chunks(const std::string& bytes, const std::string& where) {
+  static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), signature, 8) != 0)
+    throw DataError(where + ": cannot read image: not a PNG file");
+  std::size_t position = 8;
+  while (position < bytes.size()) {
+    if (bytes.size() - position < 12) throw DataError(where + ": cannot read image: truncated PNG chunk");
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + position);
+    const std::uint64_t length = (std::uint64_t{p[0]} << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
+    const std::string type(bytes.data() + position + 4, 4);
+    if (length > bytes.size() - position - 12)
+      throw DataError(where + ": cannot read image: PNG chunk " + type + " claims " + std::to_string(length) +
+                      " bytes, more than the file holds");
+    if (type == "IDAT" && length == 0) throw DataError(where + ": cannot read image: empty PNG IDAT chunk");
+    position += 12 + static_cast<std::size_t>(length);
+    if (type == "IEND") break;
+  }
+}
+
 }  // namespace
 
 Tensor read_image(const std::string& path) {
   const std::string bytes = read_file(path);
   if (bytes.size() > static_cast<std::size_t>(INT_MAX))
     throw DataError(path + ": file is too large to be an image");
+  check_png_chunks(bytes, path);
   const auto* buffer = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int length = static_cast<int>(bytes.size());
 
