@@ -27,7 +27,8 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # ---- 1. Debian packages ------------------------------------------------------------------
 packages=(cmake ninja-build g++ make pkg-config
   libxtensor-dev libxsimd-dev xtl-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
-  zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist gnuplot-nox python3-numpy npm)
+  zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist gnuplot-nox python3-numpy
+  clang-14 libclang-rt-14-dev libomp-14-dev npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
