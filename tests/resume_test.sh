@@ -5,13 +5,15 @@
 #   2. a truncated or byte-flipped newest checkpoint is reported and the previous one used;
 #   3. SIGINT finishes the step, writes a checkpoint and exits with 130.
 # Usage: resume_test.sh STN_BINARY MNIST_DIR
+# STN_RESUME_MODEL picks the model (default cnn); the sanitizer build uses fcn-256, whose
+# test-set evaluation is fast enough under AddressSanitizer.
 set -euo pipefail
 stn=$1
 data=$2
 [[ -f "$data/train-images-idx3-ubyte" ]] || { echo "MNIST not found in $data (run scripts/setup.sh)"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-common=(--dataset mnist --data "$data" --model cnn --iters 40 --batch 32 --checkpoint-every 5 --threads 2 --log-every 5)
+common=(--dataset mnist --data "$data" --model "${STN_RESUME_MODEL:-cnn}" --iters 40 --batch 32 --checkpoint-every 5 --threads 2 --log-every 5)
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$stn" train "${common[@]}" --out "$work/full" >/dev/null
