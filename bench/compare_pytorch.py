@@ -132,8 +132,9 @@ class CNN(nn.Module):
         self.classifier = nn.Linear(c2 * h2 * w2, classes)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        # Pool, then ReLU, as our models do: the same function (max and ReLU commute).
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
         return self.classifier(torch.flatten(x, 1))
 
 
@@ -148,7 +149,7 @@ class STCNN(nn.Module):
         self.out, self.pool = placement(h, w)
         lh, lw = loc_side(h), loc_side(w)
         self.loc = nn.Sequential(
-            nn.AvgPool2d(2), nn.Conv2d(c, 20, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(20, 20, 5), nn.ReLU(),
+            nn.AvgPool2d(2), nn.Conv2d(c, 20, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(20, 20, 5), nn.ReLU(),
             nn.Flatten(), nn.Linear(20 * lh * lw, 20), nn.ReLU())
         self.regression = nn.Linear(20, 6)
         with torch.no_grad():

@@ -20,7 +20,7 @@ std::shared_ptr<Module> make_fcn(const InputSpec& input, const FcnOptions& optio
 }
 
 std::shared_ptr<Module> make_cnn(const InputSpec& input, const CnnOptions& options) {
-  // Valid 9x9 conv, 2x2 pool, valid 7x7 conv, 2x2 pool.
+  // Valid 9x9 conv, 2x2 max-pool, ReLU, valid 7x7 conv, 2x2 max-pool, ReLU, classifier.
   const int h1 = (input.height - 8) / 2, w1 = (input.width - 8) / 2;
   const int h2 = (h1 - 6) / 2, w2 = (w1 - 6) / 2;
   if (h2 < 1 || w2 < 1)
@@ -28,11 +28,13 @@ std::shared_ptr<Module> make_cnn(const InputSpec& input, const CnnOptions& optio
                                 std::to_string(input.width) + " is too small (needs at least 22x22)");
   auto model = std::make_shared<Sequential>();
   model->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = input.channels, .out = options.conv1_filters, .kernel = 9}));
-  model->add("relu1", std::make_shared<ReLU>());
+  // Pool, then ReLU: max-pooling and ReLU commute (values and gradients, ties included), and
+  // this way the ReLU runs on a quarter of the data.
   model->add("pool1", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));
+  model->add("relu1", std::make_shared<ReLU>());
   model->add("conv2", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = options.conv1_filters, .out = options.conv2_filters, .kernel = 7}));
-  model->add("relu2", std::make_shared<ReLU>());
   model->add("pool2", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));
+  model->add("relu2", std::make_shared<ReLU>());
   model->add("flatten", std::make_shared<Flatten>());
   model->add("classifier", std::make_shared<Linear>(LinearOptions{.in = options.conv2_filters * h2 * w2, .out = input.classes}));
   return model;

@@ -5,7 +5,7 @@
 // - Both localisation networks read a 2x average-pooled copy of the input (the paper says so
 //   for the ST-CNN; for the ST-FCN it keeps its first layer small on 60x60 inputs).
 //   ST-FCN localisation: 3 x (32-unit linear + ReLU); ST-CNN localisation: conv 5x5 20 ->
-//   ReLU -> max-pool 2 -> conv 5x5 20 -> ReLU -> linear 20 -> ReLU. Then the transformer's
+//   max-pool 2 -> ReLU -> conv 5x5 20 -> ReLU -> linear 20 -> ReLU. Then the transformer's
 //   own regression layer, starting at the identity.
 // - Transformer output: 28x28 on 28x28 inputs (R, P, E). On the 42x42 and 60x60 canvases
 //   (RTS, TC) it samples 56x56 and a 2x2 average pool halves that to 28x28, so the
@@ -81,8 +81,8 @@ std::shared_ptr<Module> cnn_localisation(const InputSpec& in) {
   auto net = std::make_shared<Sequential>();
   net->add("downsample", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
   net->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = in.channels, .out = 20, .kernel = 5}));
+  net->add("pool", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));  // then ReLU: they commute
   net->add("relu1", std::make_shared<ReLU>());
-  net->add("pool", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));
   net->add("conv2", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 20, .out = 20, .kernel = 5}));
   net->add("relu2", std::make_shared<ReLU>());
   net->add("flatten", std::make_shared<Flatten>());

@@ -95,11 +95,10 @@ void add_short_row(float* __restrict target, const float* __restrict row) {
 
 template <int kFixedWidth>
 void im2col_fixed(const float* __restrict image, int channels, int height, int width,
-                  const Window2d& window, float* __restrict columns) {
-  // image (C, H, W) -> columns (C, KH, KW, OH, OW)
+                  const Window2d& window, float* __restrict columns, std::ptrdiff_t row_stride) {
+  // image (C, H, W) -> columns (C, KH, KW, OH, OW), rows row_stride apart
   const int out_h = window.output_h(height);
   const int out_w = kFixedWidth ? kFixedWidth : window.output_w(width);
-  const std::ptrdiff_t positions = plane_size(out_h, out_w);
   const int stride_h = window.stride_h, stride_w = window.stride_w;
   for (int kh = 0; kh < window.kernel_h; ++kh) {
     const int offset_h = kh * window.dilation_h - window.pad_h;
@@ -111,7 +110,7 @@ void im2col_fixed(const float* __restrict image, int channels, int height, int w
                             cols.end == out_w && stride_w == 1;
       for (int c = 0; c < channels; ++c) {
         const float* plane = image + c * plane_size(height, width);
-        float* out = columns + ((c * window.kernel_h + kh) * window.kernel_w + kw) * positions;
+        float* out = columns + ((c * window.kernel_h + kh) * window.kernel_w + kw) * row_stride;
         if (interior) {
           const float* source = plane + offset_h * width + offset_w;
           for (int oh = 0; oh < out_h; ++oh, out += out_w, source += stride_h * width) {
@@ -137,11 +136,10 @@ void im2col_fixed(const float* __restrict image, int channels, int height, int w
 
 template <int kFixedWidth>
 void col2im_add_fixed(const float* __restrict columns, int channels, int height, int width,
-                      const Window2d& window, float* __restrict image) {
-  // columns (C, KH, KW, OH, OW) -> image (C, H, W), accumulating
+                      const Window2d& window, float* __restrict image, std::ptrdiff_t row_stride) {
+  // columns (C, KH, KW, OH, OW), rows row_stride apart -> image (C, H, W), accumulating
   const int out_h = window.output_h(height);
   const int out_w = kFixedWidth ? kFixedWidth : window.output_w(width);
-  const std::ptrdiff_t positions = plane_size(out_h, out_w);
   const int stride_h = window.stride_h, stride_w = window.stride_w;
   for (int kh = 0; kh < window.kernel_h; ++kh) {
     const int offset_h = kh * window.dilation_h - window.pad_h;
@@ -152,7 +150,7 @@ void col2im_add_fixed(const float* __restrict columns, int channels, int height,
       const bool interior = cols.begin == 0 && cols.end == out_w && stride_w == 1;
       for (int c = 0; c < channels; ++c) {
         float* plane = image + c * plane_size(height, width);
-        const float* in = columns + ((c * window.kernel_h + kh) * window.kernel_w + kw) * positions;
+        const float* in = columns + ((c * window.kernel_h + kh) * window.kernel_w + kw) * row_stride;
         for (int oh = rows.begin; oh < rows.end; ++oh) {
           float* target = plane + (oh * stride_h + offset_h) * width;
           const float* row = in + oh * out_w;
@@ -170,17 +168,28 @@ void col2im_add_fixed(const float* __restrict columns, int channels, int height,
 
 }  // namespace
 
+namespace {
+
+std::ptrdiff_t column_row_stride(std::ptrdiff_t row_stride, int height, int width, const Window2d& window) {
+  return row_stride > 0 ? row_stride : plane_size(window.output_h(height), window.output_w(width));
+}
+
+}  // namespace
+
 void im2col(const float* image, int channels, int height, int width, const Window2d& window,
-            float* columns) {
+            float* columns, std::ptrdiff_t row_stride) {
+  row_stride = column_row_stride(row_stride, height, width, window);
   with_output_width(window.output_w(width), [&](auto fixed_width) {
-    im2col_fixed<decltype(fixed_width)::value>(image, channels, height, width, window, columns);
+    im2col_fixed<decltype(fixed_width)::value>(image, channels, height, width, window, columns, row_stride);
   });
 }
 
 void col2im_add(const float* columns, int channels, int height, int width, const Window2d& window,
-                float* image) {
+                float* image, std::ptrdiff_t row_stride) {
+  row_stride = column_row_stride(row_stride, height, width, window);
   with_output_width(window.output_w(width), [&](auto fixed_width) {
-    col2im_add_fixed<decltype(fixed_width)::value>(columns, channels, height, width, window, image);
+    col2im_add_fixed<decltype(fixed_width)::value>(columns, channels, height, width, window, image,
+                                                   row_stride);
   });
 }
 
@@ -230,9 +239,68 @@ void sum_rows_add(const float* matrix, int rows, int columns, float* sums) {
 
 // ---- max pooling --------------------------------------------------------------------------
 
+namespace {
+
+// The CNNs' pooling (2x2, stride 2, no padding): every window lies inside the plane, so
+// there is no clipping. The rule is the general kernel's: the window's elements in row-major
+// order, a later one wins when strictly greater or NaN ((v != v) is isnan without a library
+// call, which keeps the loop vectorisable).
+template <int kOutputs>
+inline void max_pool2x2_run(const float* __restrict top, const float* __restrict bottom, int width,
+                            std::int32_t row_start, float* __restrict output,
+                            std::int32_t* __restrict argmax) {
+  for (int ow = 0; ow < kOutputs; ++ow) {
+    float best = top[2 * ow];
+    std::int32_t offset = 0;
+    const float b = top[2 * ow + 1], c = bottom[2 * ow], d = bottom[2 * ow + 1];
+    const bool take_b = b > best || b != b;
+    best = take_b ? b : best;
+    offset = take_b ? 1 : offset;
+    const bool take_c = c > best || c != c;
+    best = take_c ? c : best;
+    offset = take_c ? width : offset;
+    const bool take_d = d > best || d != d;
+    best = take_d ? d : best;
+    offset = take_d ? width + 1 : offset;
+    output[ow] = best;
+    argmax[ow] = row_start + 2 * ow + offset;
+  }
+}
+
+void max_pool2x2_forward(const float* __restrict input, int planes, int height, int width,
+                         float* __restrict output, std::int32_t* __restrict argmax) {
+  // Runs of 8 outputs, a loop of fixed length that GCC turns into vector code (pairs of
+  // loads split into even and odd lanes, compares, blends); a row's last partial run is
+  // redone as the row's last 8 outputs, overlapping (same values), instead of a scalar tail.
+  constexpr int kRun = 8;
+  const int out_h = height / 2, out_w = width / 2;
+  for (int p = 0; p < planes; ++p, input += plane_size(height, width)) {
+    for (int oh = 0; oh < out_h; ++oh, output += out_w, argmax += out_w) {
+      const float* top = input + 2 * oh * width;
+      const float* bottom = top + width;
+      const std::int32_t row_start = 2 * oh * width;
+      if (out_w < kRun) {
+        for (int ow = 0; ow < out_w; ++ow)
+          max_pool2x2_run<1>(top + 2 * ow, bottom + 2 * ow, width, row_start + 2 * ow, output + ow, argmax + ow);
+        continue;
+      }
+      for (int ow = 0;; ow += kRun) {
+        ow = std::min(ow, out_w - kRun);
+        max_pool2x2_run<kRun>(top + 2 * ow, bottom + 2 * ow, width, row_start + 2 * ow, output + ow, argmax + ow);
+        if (ow + kRun >= out_w) break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void max_pool2d_forward(const float* input, int planes, int height, int width,
                         const Window2d& window, float* output, std::int32_t* argmax) {
   // input (P, H, W) -> output, argmax (P, OH, OW)
+  if (window.kernel_h == 2 && window.kernel_w == 2 && window.stride_h == 2 && window.stride_w == 2 &&
+      window.pad_h == 0 && window.pad_w == 0 && window.dilation_h == 1 && window.dilation_w == 1)
+    return max_pool2x2_forward(input, planes, height, width, output, argmax);
   const int out_h = window.output_h(height), out_w = window.output_w(width);
   for (int p = 0; p < planes; ++p) {
     const float* plane = input + p * plane_size(height, width);

@@ -3,6 +3,7 @@
 // with a bounds check per element, that the tests compare the fast version with.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace stn::kernels {
@@ -25,11 +26,13 @@ struct Window2d {
 };
 
 // image (C, H, W) -> columns (C * KH * KW, OH * OW); zero where the window hangs over padding.
+// Rows of columns are row_stride floats apart (0: OH * OW, packed), so several images can
+// fill side by side blocks of one wider column matrix.
 void im2col(const float* image, int channels, int height, int width, const Window2d& window,
-            float* columns);
+            float* columns, std::ptrdiff_t row_stride = 0);
 // The adjoint of im2col: adds columns (C * KH * KW, OH * OW) back into image (C, H, W).
 void col2im_add(const float* columns, int channels, int height, int width, const Window2d& window,
-                float* image);
+                float* image, std::ptrdiff_t row_stride = 0);
 void im2col_reference(const float* image, int channels, int height, int width,
                       const Window2d& window, float* columns);
 void col2im_add_reference(const float* columns, int channels, int height, int width,

@@ -10,6 +10,8 @@
 #include "framework/kernels/conv.h"
 #include "framework/kernels/gemm.h"
 
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
+
 namespace stn {
 
 namespace {
@@ -69,7 +71,7 @@ ConvShape check_conv2d(const Var& input, const Var& weight, const Var& bias,
 }
 
 // Whole images per thread: no synchronisation inside a layer, and each thread's share of the
-// batch is fixed by its number (static schedule), which the deterministic reductions rely on.
+// batch is fixed by its number (contiguous ranges), which the deterministic reductions rely on.
 // Small convolutions stay on one thread: waking a second one costs microseconds, and far
 // more when the machine is busy and it has to wait for a core.
 int thread_count(const ConvShape& s) {
@@ -80,7 +82,36 @@ int thread_count(const ConvShape& s) {
   return std::max(1, std::min(omp_get_max_threads(), s.batch));
 }
 
-using Buffer = std::vector<float>;
+// Images per GEMM. A group of G images fills side by side blocks of one column matrix
+// (C * KH * KW, G * OH * OW), so one GEMM covers the group: the CNN's second layer has only 16
+// positions per image, a poor shape for the micro-kernel, and its weight gradient
+// (O x C * KH * KW, 400 KB) would otherwise be read and written once per image. The column
+// matrix is kept to about L2's size.
+int group_size(const ConvShape& s, int images_per_thread) {
+  constexpr std::size_t kColumnBytes = 768 * 1024;
+  const std::size_t per_image = sizeof(float) * static_cast<std::size_t>(s.rows()) * s.positions();
+  const auto fits = static_cast<int>(std::min<std::size_t>(kColumnBytes / per_image, 1 << 16));
+  return std::clamp(fits, 1, std::max(1, images_per_thread));
+}
+
+// Thread t's images: [begin, end).
+struct Share {
+  int begin, end;
+};
+Share share_of(int batch, int threads, int t) {
+  return {static_cast<int>(static_cast<long>(batch) * t / threads),
+          static_cast<int>(static_cast<long>(batch) * (t + 1) / threads)};
+}
+
+// Scratch memory that lives as long as its thread (OpenMP keeps its workers between
+// regions), so convolutions allocate nothing in the steady state. Slots: 0 column matrix,
+// 1 output or output-gradient block, 2 the calling thread's per-worker partial sums.
+float* scratch(int slot, std::size_t count) {
+  thread_local std::vector<float, xsimd::aligned_allocator<float, 64>> buffers[3];
+  auto& buffer = buffers[slot];
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer.data();
+}
 
 }  // namespace
 
@@ -95,19 +126,40 @@ Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options) {
     const float* b = bias.valid() ? bias.value().data() : nullptr;
     float* y = output.data();
     const int threads = thread_count(s);
-    std::vector<Buffer> columns(threads, Buffer(static_cast<std::size_t>(rows) * positions));
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int n = 0; n < s.batch; ++n) {
-      float* image_columns = columns[omp_get_thread_num()].data();
-      float* out = y + n * s.output_size();
-      kernels::im2col(x + n * s.image_size(), s.channels, s.height, s.width, s.window, image_columns);
-      // The bias goes in first, so the GEMM adds onto it (beta = 1) in one pass over out.
-      if (b)
-        for (int o = 0; o < s.out_channels; ++o)
-          std::fill(out + o * positions, out + (o + 1) * positions, b[o]);
-      // out[n] (O, OH * OW) = weight (O, C * KH * KW) x columns (C * KH * KW, OH * OW)
-      gemm(false, false, s.out_channels, positions, rows, 1.0f, w, rows, image_columns, positions,
-           b ? 1.0f : 0.0f, out, positions);
+#pragma omp parallel num_threads(threads)
+    {
+      const int team = omp_get_num_threads();
+      const Share share = share_of(s.batch, team, omp_get_thread_num());
+      const int group = group_size(s, share.end - share.begin);
+      float* columns = scratch(0, static_cast<std::size_t>(rows) * positions * group);
+      float* block = group > 1 ? scratch(1, s.output_size() * group) : nullptr;
+      for (int n0 = share.begin; n0 < share.end; n0 += group) {
+        const int images = std::min(group, share.end - n0);
+        const int width = images * positions;  // columns of this group's matrices
+        for (int i = 0; i < images; ++i)
+          kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width, s.window,
+                          columns + i * positions, width);
+        float* out = y + n0 * s.output_size();
+        if (images == 1) {
+          // The bias goes in first, so the GEMM adds onto it (beta = 1) in one pass over out.
+          if (b)
+            for (int o = 0; o < s.out_channels; ++o)
+              std::fill(out + o * positions, out + (o + 1) * positions, b[o]);
+          // out[n] (O, OH * OW) = weight (O, C * KH * KW) x columns (C * KH * KW, OH * OW)
+          gemm(false, false, s.out_channels, positions, rows, 1.0f, w, rows, columns, positions,
+               b ? 1.0f : 0.0f, out, positions);
+          continue;
+        }
+        // block (O, images * OH * OW) = weight x columns, then each image's part to out.
+        gemm(false, false, s.out_channels, width, rows, 1.0f, w, rows, columns, width, 0.0f, block, width);
+        for (int i = 0; i < images; ++i)
+          for (int o = 0; o < s.out_channels; ++o) {
+            const float* from = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
+            float* to = out + i * s.output_size() + o * positions;
+            const float add = b ? b[o] : 0.0f;
+            for (int p = 0; p < positions; ++p) to[p] = from[p] + add;
+          }
+      }
     }
   }
   std::vector<Var> inputs = {input, weight};
@@ -125,39 +177,69 @@ Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options) {
         Tensor* grad_weight = ctx.grad(1);
         Tensor* grad_bias = ctx.grads.size() > 2 ? ctx.grad(2) : nullptr;
         const int threads = thread_count(s);
-        const std::size_t column_size = static_cast<std::size_t>(rows) * positions;
         const std::size_t weight_size = static_cast<std::size_t>(s.out_channels) * rows;
-        // Per thread: scratch columns, and partial weight and bias gradients.
-        std::vector<Buffer> columns(threads, Buffer(grad_weight || grad_input ? column_size : 0));
-        std::vector<Buffer> partial_weight(threads, Buffer(grad_weight ? weight_size : 0, 0.0f));
-        std::vector<Buffer> partial_bias(threads, Buffer(grad_bias ? s.out_channels : 0, 0.0f));
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int n = 0; n < s.batch; ++n) {
-          const int t = omp_get_thread_num();
-          float* image_columns = columns[t].data();
-          const float* dy_n = dy + n * s.output_size();  // (O, OH * OW)
-          if (grad_weight) {
-            kernels::im2col(x + n * s.image_size(), s.channels, s.height, s.width, s.window,
-                            image_columns);
-            // d weight (O, C * KH * KW) += d out[n] x columns^T
-            gemm(false, true, s.out_channels, rows, positions, 1.0f, dy_n, positions,
-                 image_columns, positions, 1.0f, partial_weight[t].data(), rows);
+        // Thread 0 adds straight into the gradients; every other thread into its own partial
+        // sums (weight, then bias), added in thread order after the loop: deterministic for a
+        // given thread count.
+        const std::size_t partial_size = weight_size + s.out_channels;
+        float* partials = threads > 1 ? scratch(2, partial_size * (threads - 1)) : nullptr;
+        int team_size = 1;
+#pragma omp parallel num_threads(threads)
+        {
+          const int team = omp_get_num_threads(), t = omp_get_thread_num();
+          if (t == 0) team_size = team;
+          const Share share = share_of(s.batch, team, t);
+          const int group = group_size(s, share.end - share.begin);
+          float* columns = scratch(0, static_cast<std::size_t>(rows) * positions * group);
+          float* block = group > 1 ? scratch(1, s.output_size() * group) : nullptr;
+          float* weight_sum = grad_weight ? grad_weight->data() : nullptr;
+          float* bias_sum = grad_bias ? grad_bias->data() : nullptr;
+          if (t > 0) {
+            weight_sum = partials + partial_size * (t - 1);
+            bias_sum = weight_sum + weight_size;
+            std::fill(bias_sum, bias_sum + s.out_channels, 0.0f);
           }
-          if (grad_bias) kernels::sum_rows_add(dy_n, s.out_channels, positions, partial_bias[t].data());
-          if (grad_input) {
-            // d columns = weight^T x d out[n], then folded back onto the image.
-            gemm(true, false, rows, positions, s.out_channels, 1.0f, w, rows, dy_n, positions,
-                 0.0f, image_columns, positions);
-            kernels::col2im_add(image_columns, s.channels, s.height, s.width, s.window,
-                                grad_input->data() + n * s.image_size());
+          bool first = t > 0;  // a partial sum starts at the first GEMM (beta = 0)
+          for (int n0 = share.begin; n0 < share.end; n0 += group) {
+            const int images = std::min(group, share.end - n0);
+            const int width = images * positions;
+            // d out of the group as one (O, images * OH * OW) matrix.
+            const float* dy_group = dy + n0 * s.output_size();
+            if (images > 1) {
+              for (int i = 0; i < images; ++i)
+                for (int o = 0; o < s.out_channels; ++o)
+                  std::copy_n(dy_group + i * s.output_size() + o * positions, positions,
+                              block + static_cast<std::ptrdiff_t>(o) * width + i * positions);
+              dy_group = block;
+            }
+            if (grad_weight) {
+              for (int i = 0; i < images; ++i)
+                kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width,
+                                s.window, columns + i * positions, width);
+              // d weight (O, C * KH * KW) += d out x columns^T
+              gemm(false, true, s.out_channels, rows, width, 1.0f, dy_group, width, columns, width,
+                   first ? 0.0f : 1.0f, weight_sum, rows);
+            }
+            first = false;
+            if (grad_bias) kernels::sum_rows_add(dy_group, s.out_channels, width, bias_sum);
+            if (grad_input) {
+              // d columns = weight^T x d out, then folded back onto each image.
+              gemm(true, false, rows, width, s.out_channels, 1.0f, w, rows, dy_group, width, 0.0f,
+                   columns, width);
+              for (int i = 0; i < images; ++i)
+                kernels::col2im_add(columns + i * positions, s.channels, s.height, s.width, s.window,
+                                    grad_input->data() + (n0 + i) * s.image_size(), width);
+            }
           }
+          // A thread without images leaves its partial weight unwritten: zero it.
+          if (t > 0 && first && grad_weight) std::fill(weight_sum, weight_sum + weight_size, 0.0f);
         }
-        // Thread order, whatever order the threads finished in: deterministic sums.
-        for (int t = 0; t < threads; ++t) {
+        for (int t = 1; t < team_size; ++t) {
+          const float* partial = partials + partial_size * (t - 1);
           if (grad_weight)
-            for (std::size_t i = 0; i < weight_size; ++i) grad_weight->data()[i] += partial_weight[t][i];
+            for (std::size_t i = 0; i < weight_size; ++i) grad_weight->data()[i] += partial[i];
           if (grad_bias)
-            for (int o = 0; o < s.out_channels; ++o) grad_bias->data()[o] += partial_bias[t][o];
+            for (int o = 0; o < s.out_channels; ++o) grad_bias->data()[o] += partial[weight_size + o];
         }
       });
 }
