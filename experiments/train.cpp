@@ -81,13 +81,21 @@ void TrainConfig::validate() const {
   if (!(weight_decay >= 0.0f) || !std::isfinite(weight_decay)) fail("--weight-decay must be >= 0 and finite");
   if (!(localisation_lr_scale >= 0.0f) || !std::isfinite(localisation_lr_scale)) fail("--loc-lr-scale must be >= 0 and finite");
   if (optimizer != "sgd" && optimizer != "adam") fail("unknown optimizer '" + optimizer + "' (expected sgd or adam)");
-  if (threads < 0) fail("--threads must be >= 0 (0 = all cores)");
+  check_threads(threads);
   if (log_every == 0) fail("--log-every must be at least 1");
   if (keep_checkpoints == 0) fail("--keep-checkpoints must be at least 1");
   parse_schedule_kind(schedule);
 }
 
+void check_threads(int threads) {
+  // OpenMP gives each thread a stack: tens of thousands of them crash the process.
+  if (threads < 0 || threads > kMaxThreads)
+    throw std::invalid_argument("--threads must be between 0 and " + std::to_string(kMaxThreads) +
+                                " (0 = all cores), got " + std::to_string(threads));
+}
+
 void set_threads(int threads) {
+  check_threads(threads);
   if (threads > 0) omp_set_num_threads(threads);
 }
 

@@ -80,5 +80,8 @@ struct Interrupted : std::runtime_error {
 nlohmann::json run_evaluation(const std::string& run_directory, int threads);
 
 void set_threads(int threads);
+// Throws std::invalid_argument unless 0 <= threads <= kMaxThreads.
+constexpr int kMaxThreads = 256;
+void check_threads(int threads);
 
 }  // namespace stn::cli

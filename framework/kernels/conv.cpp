@@ -79,8 +79,10 @@ void with_output_width(int out_w, Body body) {
 // GCC leaves such short read-modify-write rows scalar.
 template <int W, int kDone = 0>
 void add_short_row(float* __restrict target, const float* __restrict row) {
-  using Eight = xsimd::make_sized_batch_t<float, 8>;
-  using Four = xsimd::make_sized_batch_t<float, 4>;
+  // Sizes that depend on W, so a missing width (void without AVX) is only looked into when
+  // its branch is taken.
+  using Eight = xsimd::make_sized_batch_t<float, 8 + 0 * W>;
+  using Four = xsimd::make_sized_batch_t<float, 4 + 0 * W>;
   if constexpr (W - kDone >= 8 && !std::is_void_v<Eight>) {
     (Eight::load_unaligned(target + kDone) + Eight::load_unaligned(row + kDone)).store_unaligned(target + kDone);
     add_short_row<W, kDone + 8>(target, row);
