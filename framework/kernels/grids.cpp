@@ -67,6 +67,12 @@ bool affine_uses_fused_rounding(const GridGeometry& geometry) {
   return 3 * 2 * geometry.pixels() >= 400;
 }
 
+// A grid costs a few operations per pixel: below this many pixels in the batch, waking a
+// second thread costs more than it saves (and far more when the machine is busy).
+bool worth_threads(const GridGeometry& geometry) {
+  return static_cast<double>(geometry.batch) * geometry.pixels() >= 32.0 * 1024;
+}
+
 }  // namespace
 
 void affine_grid_forward(const GridGeometry& geometry, const float* theta, float* grid) {
@@ -74,7 +80,7 @@ void affine_grid_forward(const GridGeometry& geometry, const float* theta, float
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const bool fused = affine_uses_fused_rounding(geometry);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* a = theta + n * 6;  // (2, 3)
     float* out = grid + n * geometry.pixels() * 2;  // (H', W', 2)
@@ -91,7 +97,7 @@ void affine_grid_backward(const GridGeometry& geometry, const float* grad_grid,
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* g = grad_grid + n * geometry.pixels() * 2;
     // Sums over H'W' pixels: double keeps them accurate whatever the grid size.
@@ -113,7 +119,7 @@ void attention_grid_forward(const GridGeometry& geometry, const float* theta, fl
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float scale = theta[n * 3], shift_x = theta[n * 3 + 1], shift_y = theta[n * 3 + 2];
     float* out = grid + n * geometry.pixels() * 2;
@@ -131,7 +137,7 @@ void attention_grid_backward(const GridGeometry& geometry, const float* grad_gri
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* g = grad_grid + n * geometry.pixels() * 2;
     double scale = 0.0, shift_x = 0.0, shift_y = 0.0;
@@ -152,7 +158,7 @@ void projective_grid_forward(const GridGeometry& geometry, const float* theta, f
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const bool fused = affine_uses_fused_rounding(geometry);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* h = theta + n * 8;
     const float last_row[3] = {h[6], h[7], 1.0f};
@@ -173,7 +179,7 @@ void projective_grid_backward(const GridGeometry& geometry, const float* theta,
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* h = theta + n * 8;
     const float* g = grad_grid + n * geometry.pixels() * 2;
@@ -324,7 +330,7 @@ void tps_grid_forward(const GridGeometry& geometry, std::size_t count, const flo
                       const float* theta, float* grid) {
   const long batch = static_cast<long>(geometry.batch);
   const std::size_t pixels = geometry.pixels();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* points = theta + n * count * 2;  // (K, 2)
     float* out = grid + n * pixels * 2;           // (H'W', 2)
@@ -345,7 +351,7 @@ void tps_grid_backward(const GridGeometry& geometry, std::size_t count, const fl
                        const float* grad_grid, float* grad_theta) {
   const long batch = static_cast<long>(geometry.batch);
   const std::size_t pixels = geometry.pixels();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* g = grad_grid + n * pixels * 2;
     std::vector<double> sums(count * 2, 0.0);

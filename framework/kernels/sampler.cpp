@@ -193,6 +193,13 @@ struct Planes {
   std::size_t output;  // H' * W'
 };
 
+// Below this many sampled values (N * C * H' * W') one thread does it sooner than two: waking
+// the second costs microseconds, far more on a busy machine.
+bool worth_threads(const SamplerGeometry& geometry) {
+  return static_cast<double>(geometry.batch) * geometry.channels * geometry.output_height *
+             geometry.output_width >= 16.0 * 1024;
+}
+
 }  // namespace
 
 void grid_sample_forward(const SamplerGeometry& geometry, const GridSampleOptions& options,
@@ -204,7 +211,7 @@ void grid_sample_forward(const SamplerGeometry& geometry, const GridSampleOption
   const auto width = static_cast<std::int32_t>(geometry.input_width);
   const bool nearest = options.mode == SampleMode::nearest;
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(geometry))
   {
     std::vector<NeighbourTable> storage(1);  // about 14 KiB: on the heap, not the stack
     NeighbourTable& table = storage[0];
@@ -245,7 +252,7 @@ void grid_sample_backward(const SamplerGeometry& geometry, const GridSampleOptio
   const std::size_t channels = geometry.channels;
   const auto width = static_cast<std::int32_t>(geometry.input_width);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(geometry))
   {
     std::vector<NeighbourTable> storage(1);
     NeighbourTable& table = storage[0];
