@@ -55,17 +55,20 @@ struct TrainCommand {
     overrides.push_back({o, [this, field](TrainConfig& c) { c.*field = flags.*field; }});
   }
 
+  bool given(const std::string& name) const {
+    for (const Override& o : overrides)
+      if (o.option->get_name() == name && o.option->count() > 0) return true;
+    return false;
+  }
+
   TrainConfig resolve() const {
-    TrainConfig config = stn::cli::preset_config(preset);
+    // A preset's numbers may depend on the dataset (the fast preset's TC runs are shorter).
+    const std::string dataset = given("--dataset") ? flags.dataset : stn::cli::preset_config(preset).dataset;
+    TrainConfig config = stn::cli::preset_config(preset, dataset);
     for (const Override& o : overrides)
       if (o.option->count() > 0) o.apply(config);
     // --epochs and --iters replace each other.
-    bool epochs_given = false, iters_given = false;
-    for (const Override& o : overrides) {
-      epochs_given |= o.option->get_name() == "--epochs" && o.option->count() > 0;
-      iters_given |= o.option->get_name() == "--iters" && o.option->count() > 0;
-    }
-    if (epochs_given && !iters_given) config.iters = 0;
+    if (given("--epochs") && !given("--iters")) config.iters = 0;
     return config;
   }
 };

@@ -4,7 +4,7 @@
 //   paper  the paper's schedule: SGD (momentum 0.9), batch 256, lr 0.01 divided by 10 every
 //          50k iterations, 150k iterations, no weight decay.
 //   fast   at most 30 minutes per model on a 2-core machine (see presets.cpp for the
-//          numbers and why).
+//          numbers and why): 10k iterations of batch 128, 5k on TC.
 //   demo   at most 3 minutes: ST-CNN (affine) on RTS, then the transformer figure.
 //   none   the plain defaults (used for MNIST and Fashion-MNIST).
 #pragma once
@@ -16,9 +16,9 @@
 
 namespace stn::cli {
 
-// The defaults of `preset` for a run of `model` on `dataset` (throws std::invalid_argument
-// for an unknown preset name).
-TrainConfig preset_config(const std::string& preset);
+// The defaults of `preset` for a run on `dataset` ("" = the preset's own dataset); throws
+// std::invalid_argument for an unknown preset name.
+TrainConfig preset_config(const std::string& preset, const std::string& dataset = "");
 std::vector<std::string> preset_names();
 
 }  // namespace stn::cli
