@@ -207,9 +207,13 @@ Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options) {
             const float* dy_group = dy + n0 * s.output_size();
             if (images > 1) {
               for (int i = 0; i < images; ++i)
-                for (int o = 0; o < s.out_channels; ++o)
-                  std::copy_n(dy_group + i * s.output_size() + o * positions, positions,
-                              block + static_cast<std::ptrdiff_t>(o) * width + i * positions);
+                for (int o = 0; o < s.out_channels; ++o) {
+                  // A plain loop: rows are short (16 floats in the CNN's second layer), too
+                  // short for a memmove call to pay.
+                  const float* from = dy_group + i * s.output_size() + o * positions;
+                  float* to = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
+                  for (int p = 0; p < positions; ++p) to[p] = from[p];
+                }
               dy_group = block;
             }
             if (grad_weight) {
