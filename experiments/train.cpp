@@ -298,7 +298,8 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
     window_loss += loss_value * static_cast<double>(batch.labels.size());
     window_correct += count_correct(logits.value(), batch.labels.data());
     window_samples += batch.labels.size();
-    const double samples_per_s = static_cast<double>((done - start) * config.batch) / std::max(train_seconds, 1e-9);
+    // Both counts run over the whole run, resumed parts included.
+    const double samples_per_s = static_cast<double>(done * config.batch) / std::max(train_seconds, 1e-9);
     if (done % config.log_every == 0 || done == iterations) {
       json line = {{"iter", done},
                    {"loss", window_loss / static_cast<double>(window_samples)},
