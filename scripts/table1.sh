@@ -82,7 +82,7 @@ for run in "${selected[@]}"; do
     done_count=$((done_count + 1))
     continue
   fi
-  cp build/stn "$binary"
+  cp build/stn "$binary" && chmod u+x "$binary"
   if [[ -f "$dir/config.json" ]]; then
     say "$name: resuming the unfinished run in $dir (log: $log)"
     command=("$binary" train --resume "$dir" --threads "$threads")
