@@ -8,7 +8,14 @@ Tensor empty(const Shape& shape) { return Tensor::from_shape(shape); }
 
 Tensor full(const Shape& shape, float value) {
   Tensor t = Tensor::from_shape(shape);
-  std::fill(t.data(), t.data() + t.size(), value);
+  // Gradients of whole activations are filled every step: split big ones over the threads.
+  float* data = t.data();
+  const auto n = static_cast<std::ptrdiff_t>(t.size());
+  constexpr std::ptrdiff_t kChunk = 64 * 1024;
+  const std::ptrdiff_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks >= 8)
+  for (std::ptrdiff_t c = 0; c < chunks; ++c)
+    std::fill(data + c * kChunk, data + std::min(n, (c + 1) * kChunk), value);
   return t;
 }
 

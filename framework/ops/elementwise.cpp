@@ -63,19 +63,28 @@ Var binary(const char* op, Var a, Var b, Forward forward, Backward backward) {
       });
 }
 
+// Below this many elements a unary op runs on one thread: a single pass over memory does not
+// pay for waking a second one.
+constexpr std::ptrdiff_t kParallelElements = 256 * 1024;
+
 // A unary op. `derivative(x, y)` is dy/dx at one element.
 template <class Forward, class Derivative>
 Var unary(const char* op, Var x, Forward forward, Derivative derivative) {
   Tensor out = empty(x.shape());
   const float* px = x.value().data();
   float* po = out.data();
-  for (std::size_t i = 0; i < out.size(); ++i) po[i] = forward(px[i]);
+  // Element by element: the same bits for any thread count.
+  const auto n = static_cast<std::ptrdiff_t>(out.size());
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+  for (std::ptrdiff_t i = 0; i < n; ++i) po[i] = forward(px[i]);
   return x.tape().record(op, {x}, std::move(out), [derivative](const BackwardContext& ctx) {
     const float* g = ctx.grad_output.data();
     const float* px = ctx.input(0).data();
     const float* py = ctx.output.data();
     float* gx = ctx.grad(0)->data();
-    for (std::size_t i = 0; i < ctx.output.size(); ++i) gx[i] += g[i] * derivative(px[i], py[i]);
+    const auto n = static_cast<std::ptrdiff_t>(ctx.output.size());
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+    for (std::ptrdiff_t i = 0; i < n; ++i) gx[i] += g[i] * derivative(px[i], py[i]);
   });
 }
 
