@@ -96,6 +96,38 @@ TEST(Im2col, Col2imIsTheAdjoint) {
   }
 }
 
+// Several images side by side in one column matrix (what conv2d does to give one GEMM a
+// group of images): image i fills columns [i * P, (i + 1) * P) of rows row_stride apart, and
+// col2im reads the same block back.
+TEST(Im2col, RowStrideFillsSideBySideBlocks) {
+  Generator generator(8);
+  for (const Geometry& g : kConvGeometries) {
+    const int images = 3;
+    const std::size_t image_size = static_cast<std::size_t>(g.channels) * g.height * g.width;
+    const std::size_t positions = static_cast<std::size_t>(g.window.output_h(g.height)) * g.window.output_w(g.width);
+    const std::size_t rows = column_count(g) / positions;
+    const std::ptrdiff_t stride = static_cast<std::ptrdiff_t>(images * positions);
+    std::vector<float> batch = random_vector(images * image_size, generator);
+    std::vector<float> wide(rows * images * positions, NAN);
+    for (int i = 0; i < images; ++i)
+      im2col(batch.data() + i * image_size, g.channels, g.height, g.width, g.window,
+             wide.data() + i * positions, stride);
+    for (int i = 0; i < images; ++i) {
+      std::vector<float> alone(column_count(g));
+      im2col_reference(batch.data() + i * image_size, g.channels, g.height, g.width, g.window, alone.data());
+      std::vector<float> folded(image_size, 0.0f), folded_alone(image_size, 0.0f);
+      col2im_add(wide.data() + i * positions, g.channels, g.height, g.width, g.window, folded.data(), stride);
+      col2im_add_reference(alone.data(), g.channels, g.height, g.width, g.window, folded_alone.data());
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t p = 0; p < positions; ++p)
+          ASSERT_EQ(wide[r * images * positions + i * positions + p], alone[r * positions + p])
+              << describe(g) << " image " << i << " row " << r << " position " << p;
+      for (std::size_t e = 0; e < image_size; ++e)
+        ASSERT_NEAR(folded[e], folded_alone[e], 1e-5f) << describe(g) << " image " << i << " element " << e;
+    }
+  }
+}
+
 TEST(SumRows, MatchesLoop) {
   Generator generator(7);
   for (int columns : {1, 15, 16, 17, 400}) {
