@@ -1,5 +1,6 @@
 #include "experiments/commands.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -99,65 +100,77 @@ json run_table(const std::string& runs_dir, bool markdown) {
   if (!fs::is_directory(runs_dir)) throw std::invalid_argument("--runs: '" + runs_dir + "' is not a directory");
   // model -> dataset -> errors (one per finished run)
   std::map<std::string, std::map<std::string, std::vector<double>>> errors;
-  std::vector<std::string> skipped;
+  std::vector<std::string> skipped;  // "DIR (why)"
   std::vector<fs::path> directories;
   for (const auto& entry : fs::directory_iterator(runs_dir))
     if (entry.is_directory() && fs::exists(entry.path() / "config.json")) directories.push_back(entry.path());
   std::sort(directories.begin(), directories.end());
   for (const fs::path& dir : directories) {
     if (!fs::exists(dir / "result.json")) {
-      skipped.push_back(dir.string());
+      skipped.push_back(dir.string() + " (unfinished: no result.json)");
       continue;
     }
     json result = json::parse(read_file((dir / "result.json").string()), nullptr, false);
-    if (result.is_discarded() || !result.contains("test_error")) {
+    if (result.is_discarded() || !result.contains("test_error") || !result["test_error"].is_number()) {
       skipped.push_back(dir.string() + " (unreadable result.json)");
       continue;
     }
     errors[result.value("model", "?")][result.value("dataset", "?")].push_back(result["test_error"].get<double>());
   }
-  const std::vector<std::string> columns = {"r", "rts", "p", "e", "tc", "add", "mnist", "fashion"};
+  // Columns and rows in the paper's order; models the paper does not have come last.
+  const std::vector<std::pair<std::string, std::string>> columns = {
+      {"r", "R"}, {"rts", "RTS"}, {"p", "P"}, {"e", "E"}, {"tc", "TC"}, {"add", "addition"},
+      {"mnist", "MNIST"}, {"fashion", "Fashion"}};
+  const std::vector<std::string> paper_rows = {"fcn",         "cnn",        "st-fcn-aff", "st-fcn-proj",
+                                               "st-fcn-tps",  "st-cnn-aff", "st-cnn-proj", "st-cnn-tps",
+                                               "2xst-fcn"};
   std::set<std::string> used;
   for (const auto& [model, by_dataset] : errors)
     for (const auto& [dataset, values] : by_dataset) used.insert(dataset);
-  std::vector<std::string> shown;
-  for (const std::string& c : columns)
-    if (used.count(c)) shown.push_back(c);
+  std::vector<std::pair<std::string, std::string>> shown;
+  for (const auto& column : columns)
+    if (used.count(column.first)) shown.push_back(column);
+  std::vector<std::string> rows;
+  for (const std::string& model : paper_rows)
+    if (errors.count(model)) rows.push_back(model);
+  for (const auto& [model, by_dataset] : errors)
+    if (std::find(paper_rows.begin(), paper_rows.end(), model) == paper_rows.end()) rows.push_back(model);
 
+  // "ours / paper", and "(worse)" where our mean error is above the paper's.
   auto cell = [&](const std::string& model, const std::string& dataset) -> std::string {
-    std::string ours = "-";
     auto m = errors.find(model);
-    if (m != errors.end() && m->second.count(dataset)) {
-      const std::vector<double>& v = m->second.at(dataset);
-      double mean = 0.0, variance = 0.0;
-      for (double x : v) mean += x;
-      mean /= static_cast<double>(v.size());
-      for (double x : v) variance += (x - mean) * (x - mean);
-      ours = v.size() > 1 ? fmt::format("{:.2f} ± {:.2f} (n={})", mean, std::sqrt(variance / static_cast<double>(v.size() - 1)), v.size())
-                          : fmt::format("{:.2f}", mean);
-    }
+    if (m == errors.end() || !m->second.count(dataset)) return "-";
+    const std::vector<double>& v = m->second.at(dataset);
+    double mean = 0.0, variance = 0.0;
+    for (double x : v) mean += x;
+    mean /= static_cast<double>(v.size());
+    for (double x : v) variance += (x - mean) * (x - mean);
+    std::string text = v.size() > 1 ? fmt::format("{:.2f} ± {:.2f} (n={})", mean, std::sqrt(variance / static_cast<double>(v.size() - 1)), v.size())
+                                    : fmt::format("{:.2f}", mean);
     auto p = paper_results().find(model);
-    std::string paper = p != paper_results().end() && p->second.count(dataset) ? fmt::format("{:.1f}", p->second.at(dataset)) : "-";
-    return ours + " / " + paper;
+    if (p == paper_results().end() || !p->second.count(dataset)) return text + " / -";
+    const double paper = p->second.at(dataset);
+    return text + fmt::format(" / {:.1f}", paper) + (mean > paper ? " (worse)" : "");
   };
   json table = json::object();
-  std::string header = markdown ? "| model (ours / paper, % error) |" : fmt::format("{:<14}", "model");
-  for (const std::string& c : shown) header += markdown ? " " + c + " |" : fmt::format("{:>26}", c);
+  std::string header = markdown ? "| model (ours / paper, % test error) |" : fmt::format("{:<14}", "model");
+  for (const auto& column : shown) header += markdown ? " " + column.second + " |" : fmt::format("{:>22}", column.second);
   fmt::print("{}\n", header);
   if (markdown) {
     std::string rule = "| --- |";
     for (std::size_t i = 0; i < shown.size(); ++i) rule += " --- |";
     fmt::print("{}\n", rule);
   }
-  for (const auto& [model, by_dataset] : errors) {
+  for (const std::string& model : rows) {
+    const auto& by_dataset = errors.at(model);
     std::string row = markdown ? "| " + model + " |" : fmt::format("{:<14}", model);
-    for (const std::string& c : shown) {
-      row += markdown ? " " + cell(model, c) + " |" : fmt::format("{:>26}", cell(model, c));
-      if (by_dataset.count(c)) table[model][c] = by_dataset.at(c);
+    for (const auto& column : shown) {
+      row += markdown ? " " + cell(model, column.first) + " |" : fmt::format("{:>22}", cell(model, column.first));
+      if (by_dataset.count(column.first)) table[model][column.first] = by_dataset.at(column.first);
     }
     fmt::print("{}\n", row);
   }
-  for (const std::string& s : skipped) fmt::print("note: skipped {} (unfinished: no result.json)\n", s);
+  for (const std::string& s : skipped) fmt::print("note: skipped {}\n", s);
   return {{"errors", table}, {"skipped", skipped}};
 }
 

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `stn table` (experiments issue): collects finished runs into the paper's Table 1 layout,
+# mean +/- std over seeds, the paper's figure beside ours with "(worse)" where ours is higher,
+# rows and columns in the paper's order, and a note for every run it skips (unfinished, or a
+# result.json it cannot read). The run directories here are written by hand, as `stn train`
+# leaves them: config.json from the start, result.json only once the run has finished.
+# Usage: table_test.sh STN_BINARY
+set -euo pipefail
+stn=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; echo "--- output:"; cat "$work/out"; exit 1; }
+
+run() {  # run NAME DATASET MODEL [TEST_ERROR]
+  mkdir -p "$work/runs/$1"
+  echo "{\"dataset\": \"$2\", \"model\": \"$3\"}" >"$work/runs/$1/config.json"
+  [[ $# -lt 4 ]] || echo "{\"dataset\": \"$2\", \"model\": \"$3\", \"test_error\": $4}" >"$work/runs/$1/result.json"
+}
+run rts-cnn-s1 rts cnn 1.0
+run rts-cnn-s2 rts cnn 2.0
+run rts-cnn-s3 rts cnn 3.0
+run rts-st-cnn-aff rts st-cnn-aff 0.4
+run r-cnn r cnn 1.1
+run r-fcn r fcn 2.5
+run tc-cnn-killed tc cnn             # killed: no result.json
+run tc-broken tc cnn 1.0
+echo "not json" >"$work/runs/tc-broken/result.json"
+mkdir -p "$work/runs/not-a-run"        # no config.json: not a run directory, ignored
+
+"$stn" table --runs "$work/runs" --markdown >"$work/out" 2>&1 || fail "stn table exited with $?"
+grep -qF '| model (ours / paper, % test error) | R | RTS |' "$work/out" || fail "header (paper's column order, TC absent: no finished TC run)"
+grep -qF '| fcn | 2.50 / 2.1 (worse) | - |' "$work/out" || fail "FCN row"
+# Three seeds of the CNN on RTS: mean 2.00, sample standard deviation 1.00.
+grep -qF '| cnn | 1.10 / 1.2 | 2.00 ± 1.00 (n=3) / 0.8 (worse) |' "$work/out" || fail "CNN row (mean +/- std over seeds)"
+grep -qF '| st-cnn-aff | - | 0.40 / 0.5 |' "$work/out" || fail "ST-CNN row"
+# The paper's row order: FCN, CNN, then the ST models.
+[[ $(grep -n '^| fcn' "$work/out" | cut -d: -f1) -lt $(grep -n '^| cnn' "$work/out" | cut -d: -f1) ]] || fail "row order"
+grep -qF "note: skipped $work/runs/tc-cnn-killed (unfinished: no result.json)" "$work/out" || fail "no note for the unfinished run"
+grep -qF "note: skipped $work/runs/tc-broken (unreadable result.json)" "$work/out" || fail "no note for the unreadable result"
+grep -q "not-a-run" "$work/out" && fail "a directory without config.json was taken for a run"
+tail -n 1 "$work/out" | grep -qF '"cnn":{"r":[1.1],"rts":[1.0,2.0,3.0]}' || fail "JSON summary"
+echo "ok: stn table"
