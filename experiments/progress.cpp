@@ -15,17 +15,19 @@ std::string format_duration(double seconds) {
   return fmt::format("{:02}:{:02}", s / 60, s % 60);
 }
 
-Progress::Progress(std::string label, std::size_t total, std::size_t plain_every)
+Progress::Progress(std::string label, std::size_t total, std::size_t plain_every, std::size_t first)
     : label_(std::move(label)),
       total_(total),
       plain_every_(plain_every ? plain_every : 1),
+      first_(first),
       terminal_(isatty(fileno(stdout)) != 0),
       start_(std::chrono::steady_clock::now()) {}
 
 void Progress::update(std::size_t done, const std::string& status) {
   const auto now = std::chrono::steady_clock::now();
   const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const double eta = done ? elapsed / static_cast<double>(done) * static_cast<double>(total_ - std::min(done, total_)) : -1;
+  const std::size_t done_here = done > first_ ? done - first_ : 0;
+  const double eta = done_here ? elapsed / static_cast<double>(done_here) * static_cast<double>(total_ - std::min(done, total_)) : -1;
   if (terminal_) {
     if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;

@@ -10,7 +10,9 @@ namespace stn::cli {
 
 class Progress {
  public:
-  Progress(std::string label, std::size_t total, std::size_t plain_every);
+  // `first`: the step this process starts from (a resumed run starts past 0); the ETA comes
+  // from the rate of the steps done since.
+  Progress(std::string label, std::size_t total, std::size_t plain_every, std::size_t first = 0);
   // `status` is shown after the bar ("loss 0.123  acc 97.1%  4100 samples/s").
   void update(std::size_t done, const std::string& status);
   void finish(const std::string& status);
@@ -19,6 +21,7 @@ class Progress {
   std::string label_;
   std::size_t total_;
   std::size_t plain_every_;
+  std::size_t first_;
   bool terminal_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_{};

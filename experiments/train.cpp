@@ -271,7 +271,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
              config.model, config.dataset, config.preset, model->parameter_count(), iterations, config.batch,
              omp_get_max_threads(), config.out);
-  Progress progress("train", iterations, std::max<std::size_t>(iterations / 20, 1));
+  Progress progress("train", iterations, std::max<std::size_t>(iterations / 20, 1), start);
   StopSignals signals;
   Tape tape;
   tape.set_anomaly_detection(config.anomaly);
