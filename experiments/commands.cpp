@@ -76,6 +76,9 @@ json run_data(const std::string& dataset, const std::string& data_dir, const std
               std::uint64_t seed) {
   if (count == 0 || count > 1024) throw std::invalid_argument("--count must be in [1, 1024]");
   Experiment experiment = load_experiment(dataset, ExperimentOptions{.data_dir = data_dir});
+  if (count > experiment.train.size())
+    throw std::invalid_argument("--count " + std::to_string(count) + " is larger than the training set in " + data_dir +
+                                " (" + std::to_string(experiment.train.size()) + " samples)");
   std::unique_ptr<TrainingStream> stream = experiment.stream(count, seed);
   Batch batch;
   stream->next(batch);

@@ -8,6 +8,7 @@
 // Every subcommand prints, as its last stdout line, one JSON object with its result.
 #include <cstdio>
 #include <exception>
+#include <stdexcept>
 #include <functional>
 #include <string>
 #include <type_traits>
@@ -42,6 +43,7 @@ struct TrainCommand {
   TrainConfig flags;
   std::string preset = "none";
   std::string resume;
+  CLI::Option* preset_option = nullptr;
   std::vector<Override> overrides;
 
   template <class T>
@@ -61,6 +63,19 @@ struct TrainCommand {
     return false;
   }
 
+  // A resumed run keeps the config it started with; a flag that would change it is refused,
+  // not silently dropped.
+  void check_resume_flags() const {
+    if (preset_option->count() > 0)
+      throw std::invalid_argument("--resume continues the run with its own config; --preset cannot be given with it");
+    for (const Override& o : overrides) {
+      const std::string name = o.option->get_name();
+      if (o.option->count() > 0 && name != "--threads" && name != "--iters")
+        throw std::invalid_argument("--resume continues the run with its own config; " + name +
+                                    " cannot be changed (only --threads and --iters can be given with it)");
+    }
+  }
+
   TrainConfig resolve() const {
     // A preset's numbers may depend on the dataset (the fast preset's TC runs are shorter).
     const std::string dataset = given("--dataset") ? flags.dataset : stn::cli::preset_config(preset).dataset;
@@ -75,7 +90,7 @@ struct TrainCommand {
 
 void add_train_command(CLI::App& app, TrainCommand& train) {
   CLI::App* c = app.add_subcommand("train", "Train a model, evaluate it on the test set, write runs/NAME/");
-  c->add_option("--preset", train.preset, "Defaults to start from: none | demo | fast | paper (flags override them)")
+  train.preset_option = c->add_option("--preset", train.preset, "Defaults to start from: none | demo | fast | paper (flags override them)")
       ->capture_default_str();
   train.option(c, "--dataset", &TrainConfig::dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add (default mnist)");
   train.option(c, "--model", &TrainConfig::model, "Model (see stn models --dataset X; default cnn)");
@@ -104,6 +119,7 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   c->add_option("--resume", train.resume, "Continue the run in this directory from its newest valid checkpoint (its config is reused; --threads and a larger --iters may be given)");
   c->callback([&train]() {
     if (!train.resume.empty()) {
+      train.check_resume_flags();
       const TrainConfig given = train.resolve();
       fmt::print("{}\n", stn::cli::resume_training(train.resume, given.threads, given.iters).dump());
       return;

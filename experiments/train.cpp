@@ -1,5 +1,6 @@
 #include "experiments/train.h"
 
+#include <cstdio>
 #include <omp.h>
 
 #include <chrono>
@@ -260,6 +261,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   config_json["iterations"] = iterations;
   config_json["params"] = model->parameter_count();
   config_json["schedule_description"] = schedule.describe();
+  if (!has_transformers) config_json.erase("loc_lr_scale");  // no localisation net to scale
   write_file_atomically(config.out + "/config.json", config_json.dump(2) + "\n");
   MetricsLog metrics(config.out + "/metrics.jsonl", resume_from ? std::optional<std::size_t>(start) : std::nullopt);
   const std::map<std::string, std::string> weights_metadata = {
@@ -271,6 +273,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
              config.model, config.dataset, config.preset, model->parameter_count(), iterations, config.batch,
              omp_get_max_threads(), config.out);
+  std::fflush(stdout);  // a redirected log shows the run at once, not at the first progress line
   Progress progress("train", iterations, std::max<std::size_t>(iterations / 20, 1), start);
   StopSignals signals;
   Tape tape;
@@ -361,15 +364,19 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   return summary;
 }
 
-TrainConfig read_run_config(const std::string& run_directory) {
+json read_run_json(const std::string& run_directory) {
   const std::string config_path = run_directory + "/config.json";
   if (!std::filesystem::exists(config_path)) throw DataError(run_directory + ": not a run directory (no config.json)");
   try {
-    return TrainConfig::from_json(json::parse(read_file(config_path)));
+    json config_json = json::parse(read_file(config_path));
+    TrainConfig::from_json(config_json);  // checks the field types once, here, with the file's name in the error
+    return config_json;
   } catch (const json::exception& e) {
     throw DataError(config_path + ": not valid JSON (" + e.what() + ")");
   }
 }
+
+TrainConfig read_run_config(const std::string& run_directory) { return TrainConfig::from_json(read_run_json(run_directory)); }
 
 }  // namespace
 
@@ -394,8 +401,8 @@ json resume_training(const std::string& run_directory, int threads, std::size_t 
 }
 
 json run_evaluation(const std::string& run_directory, int threads) {
-  TrainConfig config = read_run_config(run_directory);
-  const json config_json = json::parse(read_file(run_directory + "/config.json"));
+  const json config_json = read_run_json(run_directory);
+  const TrainConfig config = TrainConfig::from_json(config_json);
   set_threads(threads);
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
   std::shared_ptr<Module> model = make_model(config.model, experiment.input);

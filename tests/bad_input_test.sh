@@ -261,6 +261,8 @@ check checkpoint "no elements, dimensions overflowing" 1 "ckpt-zero-huge/model.s
 check checkpoint "resume: run directory missing" 1 "no-such-run: not a run directory (no config.json)" -- train --resume no-such-run
 check checkpoint "resume: no checkpoints" 1 "resume-no-checkpoints: no usable checkpoint to resume from" -- train --resume resume-no-checkpoints
 check checkpoint "resume: every checkpoint truncated" 1 "resume-all-corrupt: no usable checkpoint to resume from" -- train --resume resume-all-corrupt
+check checkpoint "resume: a flag that would change the config" 1 "--lr cannot be changed (only --threads and --iters can be given with it)" -- train --resume resume-all-corrupt --lr 0.5
+check checkpoint "resume: a preset" 1 "--preset cannot be given with it" -- train --resume resume-all-corrupt --preset fast
 
 # PNG and npy inputs to `stn warp`.
 check warp-input "input file missing" 1 "no-such.png" -- warp --input no-such.png "${warp_out[@]}"
@@ -319,6 +321,7 @@ check command-line "missing data directory" 1 "does not exist; run scripts/setup
 check command-line "models: unknown dataset" 1 "unknown distortion 'cifar'" -- models --dataset cifar
 check command-line "data: zero count" 1 "--count must be in [1, 1024]" -- data --dataset mnist --data mnist --count 0 --out grid.png
 check command-line "data: negative count" any "--count" -- data --dataset mnist --data mnist --count -3 --out grid.png
+check command-line "data: count above the training set" 1 "--count 100 is larger than the training set in mnist (64 samples)" -- data --dataset mnist --data mnist --count 100 --out grid.png
 check command-line "table: runs directory missing" 1 "is not a directory" -- table --runs no-such-dir
 check command-line "warp: zero size" 1 "--size must be HxW with 1..8192 pixels per side, got '0x5'" -- warp --input good.png --out out.png --size 0x5
 check command-line "warp: negative size" 1 "--size must be HxW with 1..8192 pixels per side, got '-3x4'" -- warp --input good.png --out out.png --size -3x4
