@@ -8,8 +8,8 @@
 // Every subcommand prints, as its last stdout line, one JSON object with its result.
 #include <cstdio>
 #include <exception>
-#include <stdexcept>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>

@@ -1,9 +1,9 @@
 #include "experiments/train.h"
 
-#include <cstdio>
 #include <omp.h>
 
 #include <chrono>
+#include <cstdio>
 #include <csignal>
 #include <optional>
 #include <cmath>
@@ -364,19 +364,23 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   return summary;
 }
 
-json read_run_json(const std::string& run_directory) {
+// A run's config.json: its TrainConfig and the iteration count the run resolved to. A file
+// that is not JSON, or holds a field of the wrong type, is named in the error.
+struct RunConfig {
+  TrainConfig config;
+  std::size_t iterations = 0;
+};
+
+RunConfig read_run_config(const std::string& run_directory) {
   const std::string config_path = run_directory + "/config.json";
   if (!std::filesystem::exists(config_path)) throw DataError(run_directory + ": not a run directory (no config.json)");
   try {
-    json config_json = json::parse(read_file(config_path));
-    TrainConfig::from_json(config_json);  // checks the field types once, here, with the file's name in the error
-    return config_json;
+    const json config_json = json::parse(read_file(config_path));
+    return {TrainConfig::from_json(config_json), config_json.value("iterations", std::size_t{0})};
   } catch (const json::exception& e) {
     throw DataError(config_path + ": not valid JSON (" + e.what() + ")");
   }
 }
-
-TrainConfig read_run_config(const std::string& run_directory) { return TrainConfig::from_json(read_run_json(run_directory)); }
 
 }  // namespace
 
@@ -389,7 +393,7 @@ json run_training(const TrainConfig& input_config) {
 }
 
 json resume_training(const std::string& run_directory, int threads, std::size_t iterations) {
-  TrainConfig config = read_run_config(run_directory);
+  TrainConfig config = read_run_config(run_directory).config;
   config.out = run_directory;
   if (threads > 0) config.threads = threads;
   if (iterations > 0) {
@@ -401,8 +405,8 @@ json resume_training(const std::string& run_directory, int threads, std::size_t 
 }
 
 json run_evaluation(const std::string& run_directory, int threads) {
-  const json config_json = read_run_json(run_directory);
-  const TrainConfig config = TrainConfig::from_json(config_json);
+  const RunConfig run = read_run_config(run_directory);
+  const TrainConfig& config = run.config;
   set_threads(threads);
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
   std::shared_ptr<Module> model = make_model(config.model, experiment.input);
@@ -410,7 +414,7 @@ json run_evaluation(const std::string& run_directory, int threads) {
   Evaluation test = evaluate(*model, experiment.test);
   return json{{"test_error", test.error_percent},
               {"test_loss", test.loss},
-              {"iters", config_json.value("iterations", std::size_t{0})},
+              {"iters", run.iterations},
               {"params", model->parameter_count()},
               {"samples_per_s", static_cast<double>(test.samples) / test.seconds},
               {"seconds", test.seconds},
