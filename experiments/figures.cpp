@@ -84,6 +84,16 @@ std::vector<std::pair<float, float>> grid_outline(const Tensor& grid, std::size_
   return outline;
 }
 
+// A tic step of 1, 2 or 5 times a power of ten that cuts [0, range] into at most five
+// intervals: gnuplot's own choice runs the labels of a 150k-iteration run into each other.
+double iteration_tic_step(double range) {
+  const double wanted = std::max(range, 5.0) / 5.0;
+  const double magnitude = std::pow(10.0, std::floor(std::log10(wanted)));
+  for (double factor : {1.0, 2.0, 5.0})
+    if (factor * magnitude >= wanted) return factor * magnitude;
+  return 10.0 * magnitude;
+}
+
 }  // namespace
 
 bool write_transformer_figure(Module& model, const Dataset& test, std::size_t count, const std::string& path) {
@@ -144,9 +154,11 @@ bool write_training_curves(const std::string& run_dir) {
   if (!metrics) return false;
   std::ofstream loss_data(run_dir + "/curves_loss.dat"), error_data(run_dir + "/curves_error.dat");
   std::string line;
+  double last_iteration = 0.0;
   while (std::getline(metrics, line)) {
     json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.contains("iter")) continue;
+    if (j.is_discarded() || !j.contains("iter") || !j["iter"].is_number()) continue;
+    last_iteration = std::max(last_iteration, j["iter"].get<double>());
     if (j.contains("loss")) loss_data << j["iter"] << " " << j["loss"] << "\n";
     if (j.contains("test_error")) error_data << j["iter"] << " " << j["test_error"] << "\n";
   }
@@ -157,7 +169,8 @@ bool write_training_curves(const std::string& run_dir) {
   gp << "set terminal pngcairo size 900,420 noenhanced\n"
      << "set output '" << run_dir << "/curves.png'\n"
      << "set multiplot layout 1,2\n"
-     << "set xlabel 'iteration'\nset grid\nset ylabel 'training loss'\nset logscale y\n"
+     << "set xlabel 'iteration'\nset xtics " << iteration_tic_step(last_iteration) << "\n"
+     << "set grid\nset ylabel 'training loss'\nset logscale y\n"
      << "plot '" << run_dir << "/curves_loss.dat' using 1:2 with lines lw 2 title 'loss'\n"
      << "unset logscale y\nset ylabel 'test error (%)'\n"
      << "plot '" << run_dir << "/curves_error.dat' using 1:2 with linespoints lw 2 pt 7 title 'test error'\n"
