@@ -114,6 +114,10 @@ json run_table(const std::string& runs_dir, bool markdown) {
       continue;
     }
     json result = json::parse(read_file((dir / "result.json").string()), nullptr, false);
+    if (!result.is_discarded() && result.contains("validation_error") && !result.contains("test_error")) {
+      skipped.push_back(dir.string() + " (a --validation run: it has a validation error, no test error)");
+      continue;
+    }
     if (result.is_discarded() || !result.contains("test_error") || !result["test_error"].is_number()) {
       skipped.push_back(dir.string() + " (unreadable result.json)");
       continue;

@@ -1,5 +1,6 @@
 #include "experiments/datasets.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace stn::cli {
@@ -45,6 +46,20 @@ class DistortedStream : public TrainingStream {
   DistortedBatches batches_;
 };
 
+// Rows [begin, end) of a dataset, as a dataset of its own.
+Dataset rows(const Dataset& data, std::size_t begin, std::size_t end, const std::string& name) {
+  const auto& shape = data.images.shape();
+  const std::size_t row = shape[1] * shape[2] * shape[3];
+  Dataset part;
+  part.name = name;
+  part.num_classes = data.num_classes;
+  part.images = empty({end - begin, shape[1], shape[2], shape[3]});
+  std::copy(data.images.data() + begin * row, data.images.data() + end * row, part.images.data());
+  part.labels.assign(data.labels.begin() + static_cast<std::ptrdiff_t>(begin),
+                     data.labels.begin() + static_cast<std::ptrdiff_t>(end));
+  return part;
+}
+
 }  // namespace
 
 std::vector<std::string> dataset_names() { return {"mnist", "fashion", "r", "rts", "p", "e", "tc", "add"}; }
@@ -63,9 +78,20 @@ Experiment load_experiment(const std::string& name, const ExperimentOptions& opt
   const std::string dir = options.data_dir.empty() ? default_data_dir(name) : options.data_dir;
   Experiment e;
   e.name = name;
+  // The held-out digits, taken off the end of e.train.
+  auto hold_out = [&]() -> Dataset {
+    const std::size_t total = e.train.size();
+    if (total <= kValidationDigits)
+      throw std::invalid_argument("--validation holds out the last " + std::to_string(kValidationDigits) +
+                                  " training digits, but " + dir + " has only " + std::to_string(total));
+    Dataset held_out = rows(e.train, total - kValidationDigits, total, e.train.name + "[validation]");
+    e.train = rows(e.train, 0, total - kValidationDigits, e.train.name + "[train]");
+    return held_out;
+  };
   if (name == "fashion") {
     e.train = load_fashion_mnist(dir, Split::Train);
     e.test = load_fashion_mnist(dir, Split::Test);
+    if (options.validation) e.validation = hold_out();
   } else {
     bool known = false;
     for (const std::string& n : dataset_names()) known |= n == name;
@@ -76,6 +102,8 @@ Experiment load_experiment(const std::string& name, const ExperimentOptions& opt
     }
     e.kind = name == "mnist" ? DistortionKind::none : parse_distortion(name);
     e.train = load_mnist(dir, Split::Train);
+    if (options.validation)
+      e.validation = distorted_fixed_set(hold_out(), e.kind, options.test_seed, options.cache_dir, FixedSet::validation);
     Dataset mnist_test = load_mnist(dir, Split::Test);
     e.test = e.kind == DistortionKind::none
                  ? std::move(mnist_test)

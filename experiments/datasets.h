@@ -24,11 +24,18 @@ class TrainingStream {
   virtual void seek(std::uint64_t batch_index) = 0;
 };
 
+// With a validation split the last kValidationDigits training digits are held out: training
+// draws from the first ones only, and the held-out digits, distorted once with the fixed seed
+// and cached like the test set, are the validation set. Settings are chosen on it; the test
+// set is for the figures of runs on the whole training set with settings fixed beforehand.
+constexpr std::size_t kValidationDigits = 10000;
+
 struct Experiment {
   std::string name;             // "mnist", "fashion", "r", "rts", ...
   DistortionKind kind = DistortionKind::none;
   Dataset train;                // the (undistorted) training digits
   Dataset test;                 // the test set (distorted and cached for distorted kinds)
+  Dataset validation;           // with ExperimentOptions::validation: the held-out set, else empty
   InputSpec input;              // the models' input shape and classes
 
   std::unique_ptr<TrainingStream> stream(std::size_t batch_size, std::uint64_t seed) const;
@@ -37,7 +44,8 @@ struct Experiment {
 struct ExperimentOptions {
   std::string data_dir;                  // IDX files; empty: the dataset's default
   std::string cache_dir = "data/cache";  // distorted test sets
-  std::uint64_t test_seed = 1;           // the distorted test set's seed
+  std::uint64_t test_seed = 1;           // the distorted test and validation sets' seed
+  bool validation = false;               // hold out the validation split (see kValidationDigits)
 };
 
 // Throws std::invalid_argument for an unknown name, stn::DataError for missing/bad files.

@@ -155,12 +155,17 @@ bool write_training_curves(const std::string& run_dir) {
   std::ofstream loss_data(run_dir + "/curves_loss.dat"), error_data(run_dir + "/curves_error.dat");
   std::string line;
   double last_iteration = 0.0;
+  std::string error_name = "test";  // a --validation run plots its validation error
   while (std::getline(metrics, line)) {
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("iter") || !j["iter"].is_number()) continue;
     last_iteration = std::max(last_iteration, j["iter"].get<double>());
     if (j.contains("loss")) loss_data << j["iter"] << " " << j["loss"] << "\n";
     if (j.contains("test_error")) error_data << j["iter"] << " " << j["test_error"] << "\n";
+    if (j.contains("validation_error")) {
+      error_name = "validation";
+      error_data << j["iter"] << " " << j["validation_error"] << "\n";
+    }
   }
   loss_data.close();
   error_data.close();
@@ -172,8 +177,9 @@ bool write_training_curves(const std::string& run_dir) {
      << "set xlabel 'iteration'\nset xtics " << iteration_tic_step(last_iteration) << "\n"
      << "set grid\nset ylabel 'training loss'\nset logscale y\n"
      << "plot '" << run_dir << "/curves_loss.dat' using 1:2 with lines lw 2 title 'loss'\n"
-     << "unset logscale y\nset ylabel 'test error (%)'\n"
-     << "plot '" << run_dir << "/curves_error.dat' using 1:2 with linespoints lw 2 pt 7 title 'test error'\n"
+     << "unset logscale y\nset ylabel '" << error_name << " error (%)'\n"
+     << "plot '" << run_dir << "/curves_error.dat' using 1:2 with linespoints lw 2 pt 7 title '" << error_name
+     << " error'\n"
      << "unset multiplot\n";
   gp.close();
   const std::string command = "gnuplot '" + script + "' 2>/dev/null";

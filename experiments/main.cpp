@@ -90,7 +90,7 @@ struct TrainCommand {
 
 void add_train_command(CLI::App& app, TrainCommand& train) {
   CLI::App* c = app.add_subcommand("train", "Train a model, evaluate it on the test set, write runs/NAME/");
-  train.preset_option = c->add_option("--preset", train.preset, "Defaults to start from: none | demo | fast | paper (flags override them)")
+  train.preset_option = c->add_option("--preset", train.preset, "Defaults to start from: none | demo | fast | table | paper (flags override them)")
       ->capture_default_str();
   train.option(c, "--dataset", &TrainConfig::dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add (default mnist)");
   train.option(c, "--model", &TrainConfig::model, "Model (see stn models --dataset X; default cnn)");
@@ -109,6 +109,7 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   train.option(c, "--loc-lr-scale", &TrainConfig::localisation_lr_scale, "Learning-rate multiplier of the localisation networks (default 1)");
   train.option(c, "--seed", &TrainConfig::seed, "Random seed: initialisation and data (default 1)");
   train.option(c, "--test-seed", &TrainConfig::test_seed, "Seed of the distorted test set (default 1; keep it fixed across models)");
+  train.flag(c, "--validation", &TrainConfig::validation, "Train on the first 50,000 training digits and report the error on the held-out 10,000 (validation_error) instead of the test set");
   train.option(c, "--threads", &TrainConfig::threads, "Threads (0 = all cores)");
   train.option(c, "--out", &TrainConfig::out, "Run directory (default runs/<dataset>-<model>-s<seed>)");
   train.option(c, "--log-every", &TrainConfig::log_every, "Iterations between metrics lines (default 50)");

@@ -38,7 +38,7 @@ json TrainConfig::to_json() const {
               {"cache_dir", cache_dir}, {"epochs", epochs}, {"iters", iters}, {"batch", batch},
               {"optimizer", optimizer}, {"lr", learning_rate}, {"momentum", momentum}, {"nesterov", nesterov},
               {"weight_decay", weight_decay}, {"schedule", schedule}, {"step_every", step_every},
-              {"loc_lr_scale", localisation_lr_scale}, {"seed", seed}, {"test_seed", test_seed},
+              {"loc_lr_scale", localisation_lr_scale}, {"seed", seed}, {"test_seed", test_seed}, {"validation", validation},
               {"threads", threads}, {"out", out}, {"log_every", log_every}, {"eval_every", eval_every},
               {"checkpoint_every", checkpoint_every}, {"keep_checkpoints", keep_checkpoints}, {"anomaly", anomaly}};
 }
@@ -63,6 +63,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
   c.localisation_lr_scale = j.value("loc_lr_scale", c.localisation_lr_scale);
   c.seed = j.value("seed", c.seed);
   c.test_seed = j.value("test_seed", c.test_seed);
+  c.validation = j.value("validation", c.validation);
   c.threads = j.value("threads", c.threads);
   c.out = j.value("out", c.out);
   c.log_every = j.value("log_every", c.log_every);
@@ -127,7 +128,19 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, Module& model) {
 }
 
 ExperimentOptions experiment_options(const TrainConfig& c) {
-  return ExperimentOptions{.data_dir = c.data_dir, .cache_dir = c.cache_dir, .test_seed = c.test_seed};
+  return ExperimentOptions{
+      .data_dir = c.data_dir, .cache_dir = c.cache_dir, .test_seed = c.test_seed, .validation = c.validation};
+}
+
+// What a run evaluates on: the test set, or for a --validation run the validation set (and
+// the name its figures go by: "test_error" or "validation_error").
+struct EvaluationSet {
+  const Dataset& data;
+  std::string name;
+};
+EvaluationSet evaluation_set(const TrainConfig& c, const Experiment& experiment) {
+  if (c.validation) return {experiment.validation, "validation"};
+  return {experiment.test, "test"};
 }
 
 // Appends one JSON line and flushes it, so a killed run leaves every line written so far.
@@ -244,6 +257,8 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   schedule.step_every = config.step_every ? config.step_every : std::max<std::size_t>(iterations / 3, 1);
   schedule.total = iterations;
   const bool has_transformers = !find_transformers(*model).empty();
+  const EvaluationSet evaluation = evaluation_set(config, experiment);
+  const std::string error_key = evaluation.name + "_error", loss_key = evaluation.name + "_loss";
 
   std::size_t start = 0;
   double train_seconds = 0.0;
@@ -260,6 +275,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   json config_json = config.to_json();
   config_json["iterations"] = iterations;
   config_json["params"] = model->parameter_count();
+  config_json["training_digits"] = experiment.train.size();
   config_json["schedule_description"] = schedule.describe();
   if (!has_transformers) config_json.erase("loc_lr_scale");  // no localisation net to scale
   write_file_atomically(config.out + "/config.json", config_json.dump(2) + "\n");
@@ -315,7 +331,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
                                         window_loss / static_cast<double>(window_samples),
                                         100.0 * static_cast<double>(window_correct) / static_cast<double>(window_samples),
                                         samples_per_s,
-                                        std::isnan(last_test_error) ? "" : fmt::format("  test {:.2f}%", last_test_error)));
+                                        std::isnan(last_test_error) ? "" : fmt::format("  {} {:.2f}%", evaluation.name, last_test_error)));
       window_loss = 0.0;
       window_correct = window_samples = 0;
     } else {
@@ -323,9 +339,9 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
     }
     if (config.eval_every && done % config.eval_every == 0 && done < iterations) {
       tape.clear();
-      Evaluation test = evaluate(*model, experiment.test);
+      Evaluation test = evaluate(*model, evaluation.data);
       last_test_error = test.error_percent;
-      metrics.write({{"iter", done}, {"test_error", test.error_percent}, {"test_loss", test.loss}});
+      metrics.write({{"iter", done}, {error_key, test.error_percent}, {loss_key, test.loss}});
       save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
     }
     if (config.checkpoint_every && done % config.checkpoint_every == 0 && done < iterations) checkpoint(done);
@@ -343,13 +359,13 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
 
   checkpoint(iterations);
   save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
-  Evaluation test = evaluate(*model, experiment.test);
-  metrics.write({{"iter", iterations}, {"test_error", test.error_percent}, {"test_loss", test.loss}, {"final", true}});
-  if (has_transformers && write_transformer_figure(*model, experiment.test, 8, config.out + "/transformer.png"))
+  Evaluation test = evaluate(*model, evaluation.data);
+  metrics.write({{"iter", iterations}, {error_key, test.error_percent}, {loss_key, test.loss}, {"final", true}});
+  if (has_transformers && write_transformer_figure(*model, evaluation.data, 8, config.out + "/transformer.png"))
     fmt::print("transformer figure: {}/transformer.png\n", config.out);
   if (write_training_curves(config.out)) fmt::print("training curves: {}/curves.png\n", config.out);
-  json summary = {{"test_error", test.error_percent},
-                  {"test_loss", test.loss},
+  json summary = {{error_key, test.error_percent},
+                  {loss_key, test.loss},
                   {"iters", iterations},
                   {"params", model->parameter_count()},
                   {"samples_per_s", static_cast<double>(iterations * config.batch) / train_seconds},
@@ -411,9 +427,10 @@ json run_evaluation(const std::string& run_directory, int threads) {
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
   std::shared_ptr<Module> model = make_model(config.model, experiment.input);
   load_parameters(run_directory + "/model.safetensors", *model);
-  Evaluation test = evaluate(*model, experiment.test);
-  return json{{"test_error", test.error_percent},
-              {"test_loss", test.loss},
+  const EvaluationSet evaluation = evaluation_set(config, experiment);
+  Evaluation test = evaluate(*model, evaluation.data);
+  return json{{evaluation.name + "_error", test.error_percent},
+              {evaluation.name + "_loss", test.loss},
               {"iters", run.iterations},
               {"params", model->parameter_count()},
               {"samples_per_s", static_cast<double>(test.samples) / test.seconds},

@@ -38,6 +38,9 @@ struct TrainConfig {
   float localisation_lr_scale = 1.0f;  // learning-rate multiplier of the transformers' localisation nets
   std::uint64_t seed = 1;
   std::uint64_t test_seed = 1;  // the distorted test set's seed (the same for every model)
+  // Train on the first 50,000 training digits and evaluate on the held-out 10,000 (the
+  // validation set) instead of the test set, which such a run never reads.
+  bool validation = false;
   int threads = 0;              // 0: all cores
   std::string out;              // run directory; empty: runs/<dataset>-<model>-s<seed>
   std::size_t log_every = 50;

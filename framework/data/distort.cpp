@@ -59,13 +59,15 @@ void write_similarity_theta(double angle_degrees, double scale, double offset_x,
   theta[5] = static_cast<float>(-shift * (sine * offset_x + cosine * offset_y));
 }
 
-// The moved corners of a P draw, normalised, in corner_noise's order (TL, TR, BL, BR).
-std::array<std::array<double, 2>, 4> projective_target_corners(const ProjectiveParameters& p) {
+// The sampling corners of a P draw, normalised, in corner_noise's order (TL, TR, BL, BR):
+// where the output canvas's corners read from in the source.
+std::array<std::array<double, 2>, 4> projective_sampling_corners(const ProjectiveParameters& p) {
   static constexpr double kUnitCorners[4][2] = {{-1, -1}, {1, -1}, {-1, 1}, {1, 1}};
   std::array<std::array<double, 2>, 4> corners{};
   for (int k = 0; k < 4; ++k)
     for (int axis = 0; axis < 2; ++axis)
-      corners[k][axis] = p.scale * kUnitCorners[k][axis] + p.corner_noise[2 * k + axis] / kSourceHalfSide;
+      corners[k][axis] =
+          kUnitCorners[k][axis] / static_cast<double>(p.scale) + p.corner_noise[2 * k + axis] / kSourceHalfSide;
   return corners;
 }
 
@@ -84,14 +86,14 @@ bool strictly_convex(const std::array<std::array<double, 2>, 4>& corners) {
   return positive == 4 || negative == 4;
 }
 
-// Solves the 8x8 system H q_k = p_k (q the moved target corners, p the source corners) by
+// Solves the 8x8 system H c_k = q_k (c the canvas corners, q the sampling corners) by
 // Gaussian elimination with partial pivoting.
-std::array<double, 8> solve_homography(const std::array<std::array<double, 2>, 4>& targets) {
-  static constexpr double kSourceCorners[4][2] = {{-1, -1}, {1, -1}, {-1, 1}, {1, 1}};
+std::array<double, 8> solve_homography(const std::array<std::array<double, 2>, 4>& sources) {
+  static constexpr double kCanvasCorners[4][2] = {{-1, -1}, {1, -1}, {-1, 1}, {1, 1}};
   double system[8][9] = {};
   for (int k = 0; k < 4; ++k) {
-    const double x = targets[k][0], y = targets[k][1];
-    const double u = kSourceCorners[k][0], v = kSourceCorners[k][1];
+    const double x = kCanvasCorners[k][0], y = kCanvasCorners[k][1];
+    const double u = sources[k][0], v = sources[k][1];
     const double row_u[9] = {x, y, 1, 0, 0, 0, -x * u, -y * u, u};
     const double row_v[9] = {0, 0, 0, x, y, 1, -x * v, -y * v, v};
     std::copy(row_u, row_u + 9, system[2 * k]);
@@ -102,7 +104,7 @@ std::array<double, 8> solve_homography(const std::array<std::array<double, 2>, 4
     for (int row = column + 1; row < 8; ++row)
       if (std::abs(system[row][column]) > std::abs(system[pivot][column])) pivot = row;
     if (std::abs(system[pivot][column]) < 1e-12)
-      throw std::invalid_argument("projective_theta: the moved corners are degenerate (three on a line)");
+      throw std::invalid_argument("projective_theta: the sampling corners are degenerate (three on a line)");
     std::swap(system[pivot], system[column]);
     for (int row = 0; row < 8; ++row) {
       if (row == column) continue;
@@ -164,14 +166,14 @@ ProjectiveParameters draw_projective(Generator& generator) {
   do {
     for (float& noise : p.corner_noise)
       noise = static_cast<float>(generator.normal(0.0, kProjectiveCornerStddevPixels));
-  } while (!strictly_convex(projective_target_corners(p)));
+  } while (!strictly_convex(projective_sampling_corners(p)));
   return p;
 }
 
 Tensor projective_theta(std::span<const ProjectiveParameters> parameters) {
   Tensor theta = empty({parameters.size(), 8});
   for (std::size_t n = 0; n < parameters.size(); ++n) {
-    const std::array<double, 8> homography = solve_homography(projective_target_corners(parameters[n]));
+    const std::array<double, 8> homography = solve_homography(projective_sampling_corners(parameters[n]));
     for (int k = 0; k < 8; ++k) theta.data()[8 * n + k] = static_cast<float>(homography[k]);
   }
   return theta;

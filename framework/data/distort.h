@@ -79,26 +79,30 @@ Tensor rts_theta(std::span<const RtsParameters> parameters);
 Tensor warp_rts(const Tensor& digits, std::span<const RtsParameters> parameters);
 
 // --- P: projective, on the 28x28 canvas ----------------------------------------------------
-// The digit is scaled about the centre, then each corner of its box is moved by
-// corner_noise pixels; the homography takes those four output corners to the source image's
-// corners (the canvas edges, (+-1, +-1) normalised). Corners are ordered top-left,
-// top-right, bottom-left, bottom-right, each as (x, y).
+// Read like E (PAPER.md, "Which way the P and E noise points"): the noise moves where the
+// output reads from, not where the digit lands. The output canvas's four corners read from
+// the source points corner / scale + corner_noise (corner_noise in source pixels, 1 px =
+// 2/28), so the scale shrinks the digit about the centre (scale 1: the plain digit) and the
+// noise then moves the four corners of the sampling quadrilateral; the homography takes the
+// canvas corners ((+-1, +-1) normalised) to them. Corners are ordered top-left, top-right,
+// bottom-left, bottom-right, each as (x, y). Moving the landing corners instead (the reading
+// used before) squashed the digit by more than 2x in some direction in about a fifth of the
+// draws, and thin strokes then vanish under bilinear sampling.
 struct ProjectiveParameters {
   float scale = 1.0f;
   std::array<float, 8> corner_noise{};
 };
-// Draws the scale, then the 8 noise values in order. A draw whose moved corners do not form
-// a strictly convex quadrilateral (a folded square, which no perspective view of a square
-// produces: its homography would send part of the digit through infinity) has its 8 noise
-// values redrawn; with the paper's 5 px that is about 1.4% of draws.
+// Draws the scale, then the 8 noise values in order. A draw whose sampling corners do not
+// form a strictly convex quadrilateral (a folded square, which no perspective view of a
+// square produces: its homography would send part of the canvas through infinity) has its 8
+// noise values redrawn; with the paper's 5 px that is under 0.1% of draws.
 ProjectiveParameters draw_projective(Generator& generator);
 // theta [B, 8] for projective_grid: the 8x8 corner system solved in double, h33 = 1.
 // Throws std::invalid_argument if the corners are degenerate (three on a line).
 Tensor projective_theta(std::span<const ProjectiveParameters> parameters);
-// [B, 1, 28, 28] -> [B, 1, 28, 28]. Because the moved corners form a convex quadrilateral,
-// the homography maps exactly that quadrilateral onto the source square: every output pixel
-// outside it (including any beyond the vanishing line, where w' changes sign) reads outside
-// the source and comes out black.
+// [B, 1, 28, 28] -> [B, 1, 28, 28]. The homography maps the canvas onto the convex sampling
+// quadrilateral (w' keeps its sign over the canvas); output pixels whose sampling point falls
+// outside the source square come out black.
 Tensor warp_projective(const Tensor& digits, std::span<const ProjectiveParameters> parameters);
 
 // --- E: elastic (thin plate spline), on the 28x28 canvas -----------------------------------

@@ -20,11 +20,14 @@ namespace stn {
 namespace {
 
 constexpr std::size_t kDigitPixels = kDigitSide * kDigitSide;
-constexpr const char* kCacheFormat = "stn distorted MNIST test set";
-// Bump whenever a change would make the same (kind, seed) produce different images.
-constexpr const char* kCacheFormatVersion = "1";
-// Keeps the test set's generator apart from every training batch's.
+constexpr const char* kCacheFormat = "stn distorted MNIST fixed set";
+// Bump whenever a change would make the same (kind, seed) produce different images. It is
+// part of the file name too, so a checkout of another version sharing the cache directory
+// neither reads these files nor overwrites them. 2: P reads like E (sampling corners moved).
+constexpr int kCacheFormatVersion = 2;
+// Keep the fixed sets' generators apart from every training batch's and from each other.
 constexpr std::uint64_t kTestSetSalt = 0x7465737473657421ull;
+constexpr std::uint64_t kValidationSetSalt = 0x76616c6964617465ull;
 // Test digits per warp call: bounds the grids' memory (2 x 10k x 42 x 42 x 2 floats at once
 // would be 280 MB) without changing the result, which depends on the draw order only.
 constexpr std::size_t kTestChunk = 1000;
@@ -54,7 +57,8 @@ constexpr KindInfo kKinds[] = {
     {DistortionKind::rts, "rts", kRtsCanvasSide, 1, 10, 4,
      "RTS: rotation U[-45, 45] deg, scale U[0.7, 1.2], centre offset U[-(21 - 14 s), 21 - 14 s] px per axis; 42x42"},
     {DistortionKind::p, "p", kDigitSide, 1, 10, 9,
-     "P: scale U[0.75, 1], 4 corners + N(0, 5 px) per coordinate (folded quadrilaterals redrawn), homography; 28x28"},
+     "P: scale U[0.75, 1], then the 4 corners of the sampling quadrilateral (where the canvas corners read from) + "
+     "N(0, 5 px) per coordinate (folded quadrilaterals redrawn), homography; 28x28"},
     {DistortionKind::e, "e", kDigitSide, 1, 10, 33,
      "E: scale U[0.75, 1], 4x4 TPS control points + N(0, 1.5 px) per coordinate; 28x28"},
     {DistortionKind::tc, "tc", kClutterCanvasSide, 1, 10, 32,
@@ -124,13 +128,17 @@ std::string fingerprint(const Dataset& source) {
   return hex(hash);
 }
 
+const char* role_name(FixedSet role) { return role == FixedSet::test ? "test" : "validation"; }
+std::uint64_t role_salt(FixedSet role) { return role == FixedSet::test ? kTestSetSalt : kValidationSetSalt; }
+
 std::map<std::string, std::string> cache_metadata(const Dataset& source, DistortionKind kind,
-                                                  std::uint64_t seed) {
+                                                  std::uint64_t seed, FixedSet role) {
   return {{"format", kCacheFormat},
-          {"format_version", kCacheFormatVersion},
+          {"format_version", std::to_string(kCacheFormatVersion)},
+          {"set", role_name(role)},
           {"kind", distortion_name(kind)},
           {"seed", std::to_string(seed)},
-          {"generator", "mt19937_64 seeded SplitMix64(SplitMix64(seed ^ 0x" + hex(kTestSetSalt) +
+          {"generator", "mt19937_64 seeded SplitMix64(SplitMix64(seed ^ 0x" + hex(role_salt(role)) +
                             ")); per test digit in order: parameters, then batched grid + "
                             "grid_sample (bilinear, zeros, align_corners false); " +
                             distortion_description(kind)},
@@ -139,9 +147,9 @@ std::map<std::string, std::string> cache_metadata(const Dataset& source, Distort
           {"source_fingerprint", fingerprint(source)}};
 }
 
-Dataset make_dataset(DistortionKind kind, Tensor images, std::vector<std::int32_t> labels) {
+Dataset make_dataset(DistortionKind kind, FixedSet role, Tensor images, std::vector<std::int32_t> labels) {
   Dataset dataset;
-  dataset.name = "mnist-" + distortion_name(kind) + "/test";
+  dataset.name = "mnist-" + distortion_name(kind) + "/" + role_name(role);
   dataset.images = std::move(images);
   dataset.labels = std::move(labels);
   dataset.num_classes = distortion_classes(kind);
@@ -149,7 +157,7 @@ Dataset make_dataset(DistortionKind kind, Tensor images, std::vector<std::int32_
 }
 
 // The cached set, or a DataError saying why the file cannot be used.
-Dataset load_cached(const std::string& path, DistortionKind kind, std::size_t count,
+Dataset load_cached(const std::string& path, DistortionKind kind, FixedSet role, std::size_t count,
                     const std::map<std::string, std::string>& expected) {
   SafetensorsFile file = load_safetensors(path);
   for (const auto& [key, value] : expected) {
@@ -184,7 +192,7 @@ Dataset load_cached(const std::string& path, DistortionKind kind, std::size_t co
     labels[i] = static_cast<std::int32_t>(value);
   }
   for (auto& [name, tensor] : file.tensors)
-    if (name == "images") return make_dataset(kind, std::move(tensor), std::move(labels));
+    if (name == "images") return make_dataset(kind, role, std::move(tensor), std::move(labels));
   throw DataError(path + ": no tensor 'images'");
 }
 
@@ -380,26 +388,37 @@ void DistortedBatches::seek(std::uint64_t batch_index) {
   changed_.notify_all();
 }
 
-std::string distorted_test_set_path(DistortionKind kind, std::uint64_t seed, const std::string& cache_dir) {
-  return (std::filesystem::path(cache_dir) /
-          (distortion_name(kind) + "-test-seed" + std::to_string(seed) + ".safetensors"))
+std::string distorted_set_path(DistortionKind kind, std::uint64_t seed, const std::string& cache_dir, FixedSet role) {
+  return (std::filesystem::path(cache_dir) / (distortion_name(kind) + "-" + role_name(role) + "-seed" +
+                                              std::to_string(seed) + "-v" + std::to_string(kCacheFormatVersion) +
+                                              ".safetensors"))
       .string();
+}
+
+std::string distorted_test_set_path(DistortionKind kind, std::uint64_t seed, const std::string& cache_dir) {
+  return distorted_set_path(kind, seed, cache_dir, FixedSet::test);
 }
 
 Dataset distorted_test_set(const Dataset& mnist_test, DistortionKind kind, std::uint64_t seed,
                            const std::string& cache_dir) {
-  check_source(mnist_test, "distorted_test_set");
-  if (kind == DistortionKind::none) return make_dataset(kind, mnist_test.images, mnist_test.labels);
+  return distorted_fixed_set(mnist_test, kind, seed, cache_dir, FixedSet::test);
+}
 
-  const std::string path = distorted_test_set_path(kind, seed, cache_dir);
-  const std::map<std::string, std::string> metadata = cache_metadata(mnist_test, kind, seed);
-  const std::size_t count = mnist_test.size();
+Dataset distorted_fixed_set(const Dataset& digits, DistortionKind kind, std::uint64_t seed,
+                            const std::string& cache_dir, FixedSet role) {
+  const char* who = role == FixedSet::test ? "distorted_test_set" : "distorted_validation_set";
+  check_source(digits, who);
+  if (kind == DistortionKind::none) return make_dataset(kind, role, digits.images, digits.labels);
+
+  const std::string path = distorted_set_path(kind, seed, cache_dir, role);
+  const std::map<std::string, std::string> metadata = cache_metadata(digits, kind, seed, role);
+  const std::size_t count = digits.size();
   std::error_code error;
   if (std::filesystem::exists(path, error)) {
     try {
-      return load_cached(path, kind, count, metadata);
+      return load_cached(path, kind, role, count, metadata);
     } catch (const DataError& failure) {
-      std::cerr << "distorted_test_set: ignoring the cached test set (" << failure.what()
+      std::cerr << who << ": ignoring the cached " << role_name(role) << " set (" << failure.what()
                 << "); making it again\n";
     }
   }
@@ -411,11 +430,11 @@ Dataset distorted_test_set(const Dataset& mnist_test, DistortionKind kind, std::
   Tensor labels = empty({count});
   Tensor parameters = empty({count, columns});
   std::vector<std::int32_t> label_values(count);
-  Generator generator(mix(mix(seed ^ kTestSetSalt)));
+  Generator generator(mix(mix(seed ^ role_salt(role))));
   for (std::size_t begin = 0; begin < count; begin += kTestChunk) {
     std::vector<std::size_t> indices(std::min(kTestChunk, count - begin));
     for (std::size_t k = 0; k < indices.size(); ++k) indices[k] = begin + k;
-    const DistortedSamples chunk = distort_samples(mnist_test, kind, indices, generator);
+    const DistortedSamples chunk = distort_samples(digits, kind, indices, generator);
     std::copy_n(chunk.images.data(), indices.size() * sample_size, images.data() + begin * sample_size);
     std::copy_n(chunk.parameters.data(), indices.size() * columns, parameters.data() + begin * columns);
     for (std::size_t k = 0; k < indices.size(); ++k) {
@@ -427,9 +446,10 @@ Dataset distorted_test_set(const Dataset& mnist_test, DistortionKind kind, std::
     std::filesystem::create_directories(cache_dir);
     save_safetensors(path, {{"images", &images}, {"labels", &labels}, {"parameters", &parameters}}, metadata);
   } catch (const std::exception& failure) {
-    std::cerr << "distorted_test_set: could not cache the test set at " << path << ": " << failure.what() << "\n";
+    std::cerr << who << ": could not cache the " << role_name(role) << " set at " << path << ": " << failure.what()
+              << "\n";
   }
-  return make_dataset(kind, std::move(images), std::move(label_values));
+  return make_dataset(kind, role, std::move(images), std::move(label_values));
 }
 
 }  // namespace stn

@@ -127,15 +127,21 @@ class DistortedBatches {
   std::thread worker_;
 };
 
+// The fixed (distorted once, cached) sets: the test set, and the validation set made from
+// the training digits held out of training (see experiments/datasets.h).
+enum class FixedSet { test, validation };
+
 // The distorted test set for (kind, seed), made from mnist_test (one distorted sample per
 // test digit, in order; add pairs digit i with a second test digit drawn per sample, and tc
 // crops its clutter from the other test digits).
 //
-// It is cached as <cache_dir>/<distortion_name>-test-seed<seed>.safetensors: F32 tensors
-// "images" [N, C, S, S], "labels" [N] and "parameters" [N, P] (see
-// distortion_parameter_count), and metadata naming the format and its version, the kind,
-// the seed, the generator and distortion ranges, and a fingerprint of mnist_test. A file
-// whose metadata, shapes or values do not match is reported on stderr and replaced by a
+// It is cached as <cache_dir>/<distortion_name>-test-seed<seed>-v<format version>.safetensors:
+// F32 tensors "images" [N, C, S, S], "labels" [N] and "parameters" [N, P] (see
+// distortion_parameter_count), and metadata naming the format and its version, the set, the
+// kind, the seed, the generator and distortion ranges, and a fingerprint of mnist_test. The
+// version in the name means a checkout that makes these sets differently (version 1 moved P's
+// landing corners) never reads, nor overwrites, this version's files in a shared cache. A
+// file whose metadata, shapes or values do not match is reported on stderr and replaced by a
 // fresh one, as is a corrupt file. The file is written atomically (cache_dir is created if
 // missing); if it cannot be written, that is reported on stderr and the set is still
 // returned. Generation is a pure function of (mnist_test, kind, seed): one Generator, seeded
@@ -147,8 +153,16 @@ class DistortedBatches {
 Dataset distorted_test_set(const Dataset& mnist_test, DistortionKind kind, std::uint64_t seed,
                            const std::string& cache_dir);
 
-// Where distorted_test_set caches (kind, seed).
+// distorted_test_set for either fixed set: `digits` are the test digits or the held-out
+// training digits; the validation set has its own salt, file name (-validation-) and name
+// ("mnist-<kind>/validation"); its tc clutter and add pairs come from the held-out digits.
+Dataset distorted_fixed_set(const Dataset& digits, DistortionKind kind, std::uint64_t seed,
+                            const std::string& cache_dir, FixedSet role);
+
+// Where distorted_test_set / distorted_fixed_set cache (kind, seed).
 std::string distorted_test_set_path(DistortionKind kind, std::uint64_t seed,
                                     const std::string& cache_dir);
+std::string distorted_set_path(DistortionKind kind, std::uint64_t seed, const std::string& cache_dir,
+                               FixedSet role);
 
 }  // namespace stn

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "framework/error.h"
@@ -124,10 +125,46 @@ TEST(DistortDrawTest, ProjectiveScaleIsUniformAndCornerNoiseNormal) {
   }
   expect_uniform(scales, 0.75, 1.0, "scale");
   // 8 x 10^4 values: five standard errors of the spread are 5 * 5 sqrt(2 / 320000) = 0.0625 px.
-  // Redrawing the folded quadrilaterals (1.4% of draws) drops some of the largest moves and
-  // lowers the spread to 4.965 px (measured over 1.6 x 10^6 values), so the tolerance is that
-  // bias plus five standard errors.
-  expect_normal(noise, 5.0, 0.035 + 0.0625, "corner noise");
+  // Folded sampling quadrilaterals are rare (their sides are 2 / scale >= 2 units long), so
+  // redrawing them barely lowers the spread.
+  expect_normal(noise, 5.0, 0.01 + 0.0625, "corner noise");
+}
+
+// The smallest and largest local magnification of the map from the source digit to the
+// canvas at the digit's centre: the singular values of the Jacobian of H^-1 at the source
+// point (0, 0), for the canvas-to-source homography h (h33 = 1).
+std::pair<double, double> magnification_at_centre(const float* h) {
+  // The canvas point t with H(t) = 0 solves h0 x + h1 y + h2 = 0, h3 x + h4 y + h5 = 0.
+  const double det = static_cast<double>(h[0]) * h[4] - static_cast<double>(h[1]) * h[3];
+  const double x = (-static_cast<double>(h[2]) * h[4] + static_cast<double>(h[1]) * h[5]) / det;
+  const double y = (-static_cast<double>(h[0]) * h[5] + static_cast<double>(h[3]) * h[2]) / det;
+  const double w = h[6] * x + h[7] * y + 1.0;
+  // There the numerators of u / w and v / w vanish, so J_H = [[h0, h1], [h3, h4]] / w.
+  const double a = h[0] / w, b = h[1] / w, c = h[3] / w, d = h[4] / w;
+  const double p = a * a + b * b + c * c + d * d, q = std::abs(a * d - b * c);
+  const double root = std::sqrt(std::max(0.0, p * p - 4 * q * q));
+  const double largest = std::sqrt((p + root) / 2), smallest = std::sqrt(std::max(0.0, (p - root) / 2));
+  // J_{H^-1} = J_H^-1: its singular values are the reciprocals.
+  return {1.0 / largest, 1.0 / std::max(smallest, 1e-12)};
+}
+
+TEST(DistortDrawTest, ProjectiveRarelySquashesTheDigit) {
+  // PAPER.md: moving where the digit lands by N(0, 5 px) squashes it by more than 2x in some
+  // direction in about a fifth of the draws; moving where the canvas reads from (as E does)
+  // in about 1%. The scale alone shrinks by at most 1 / 0.75.
+  Generator generator(31);
+  std::vector<ProjectiveParameters> draws;
+  for (int i = 0; i < 20000; ++i) draws.push_back(draw_projective(generator));
+  const Tensor theta = projective_theta(draws);
+  std::size_t squashed_2 = 0, squashed_29 = 0;
+  for (std::size_t n = 0; n < draws.size(); ++n) {
+    const double smallest = magnification_at_centre(theta.data() + 8 * n).first;
+    squashed_2 += smallest < 1 / 2.0;
+    squashed_29 += smallest < 1 / 2.9;
+  }
+  EXPECT_LT(squashed_2, draws.size() * 3 / 100);
+  EXPECT_LT(squashed_29, draws.size() * 1 / 100);
+  EXPECT_GT(squashed_2, 0u);
 }
 
 TEST(DistortDrawTest, ElasticScaleIsUniformAndControlNoiseNormal) {
@@ -279,7 +316,7 @@ TEST(DistortWarpTest, ProjectiveWithoutNoiseIsAPlainScaling) {
             1e-5f);
 }
 
-TEST(DistortWarpTest, ProjectiveThetaTakesTheMovedCornersToTheSourceCorners) {
+TEST(DistortWarpTest, ProjectiveThetaTakesTheCanvasCornersToTheSamplingCorners) {
   Generator generator(17);
   std::vector<ProjectiveParameters> draws;
   for (int i = 0; i < 50; ++i) draws.push_back(draw_projective(generator));
@@ -288,76 +325,50 @@ TEST(DistortWarpTest, ProjectiveThetaTakesTheMovedCornersToTheSourceCorners) {
   for (std::size_t n = 0; n < draws.size(); ++n) {
     const float* h = theta.data() + 8 * n;
     for (int k = 0; k < 4; ++k) {
-      const double x = draws[n].scale * units[k][0] + draws[n].corner_noise[2 * k] / 14.0;
-      const double y = draws[n].scale * units[k][1] + draws[n].corner_noise[2 * k + 1] / 14.0;
+      const double x = units[k][0], y = units[k][1];
       const double w = h[6] * x + h[7] * y + 1;
-      EXPECT_NEAR((h[0] * x + h[1] * y + h[2]) / w, units[k][0], 1e-5) << n << " " << k;
-      EXPECT_NEAR((h[3] * x + h[4] * y + h[5]) / w, units[k][1], 1e-5) << n << " " << k;
+      const double u = x / draws[n].scale + draws[n].corner_noise[2 * k] / 14.0;
+      const double v = y / draws[n].scale + draws[n].corner_noise[2 * k + 1] / 14.0;
+      EXPECT_NEAR((h[0] * x + h[1] * y + h[2]) / w, u, 1e-5) << n << " " << k;
+      EXPECT_NEAR((h[3] * x + h[4] * y + h[5]) / w, v, 1e-5) << n << " " << k;
     }
   }
 }
 
-// Signed distance (normalised units) of (x, y) from the outline of a convex quadrilateral
-// given as TL, TR, BL, BR: positive inside, negative outside.
-double signed_distance_inside(const ProjectiveParameters& p, double x, double y) {
-  const double units[4][2] = {{-1, -1}, {1, -1}, {1, 1}, {-1, 1}};  // outline order
-  const int noise_index[4] = {0, 1, 3, 2};
-  double corners[4][2];
-  for (int k = 0; k < 4; ++k)
-    for (int axis = 0; axis < 2; ++axis)
-      corners[k][axis] = p.scale * units[k][axis] + p.corner_noise[2 * noise_index[k] + axis] / 14.0;
-  double orientation = 0;  // the outline's turning direction
-  for (int k = 0; k < 4; ++k) {
-    const double* a = corners[k];
-    const double* b = corners[(k + 1) % 4];
-    orientation += a[0] * b[1] - a[1] * b[0];
-  }
-  double nearest = INFINITY;
-  for (int k = 0; k < 4; ++k) {
-    const double* a = corners[k];
-    const double* b = corners[(k + 1) % 4];
-    const double edge_x = b[0] - a[0], edge_y = b[1] - a[1];
-    const double cross = edge_x * (y - a[1]) - edge_y * (x - a[0]);
-    nearest = std::min(nearest, (orientation > 0 ? cross : -cross) / std::hypot(edge_x, edge_y));
-  }
-  return nearest;
-}
-
-TEST(DistortWarpTest, ProjectiveShowsTheSourceExactlyInsideTheMovedCorners) {
-  // A white source: two pixels (bilinear reach, stretched by the perspective) outside the
-  // moved corners the warp must be black; as far inside, it reads the source square (at
-  // least a quarter of a white pixel: the sample may sit near the source's edge where the
-  // perspective magnifies), and white nearly everywhere. The first draw is a steep trapezoid
-  // whose vanishing line y = -1/9 crosses the canvas: beyond it w' changes sign, and the map
-  // must still land outside the source rather than on a mirrored copy.
+TEST(DistortWarpTest, ProjectiveShowsTheSourceExactlyWhereTheCanvasReadsInsideIt) {
+  // A white source: a canvas pixel whose sampling point H(t) lies inside the outermost source
+  // pixel centres reads four white pixels (1); one whose point lies a whole pixel beyond them
+  // reads only the zero padding (exactly 0). The first draw squeezes the top edge: the
+  // canvas's top corners read from (+-0.1, 0).
   Generator generator(25);
   std::vector<ProjectiveParameters> draws(1);
-  draws[0].corner_noise = {12.6f, 14.0f, -12.6f, 14.0f, 0, 0, 0, 0};  // top corners to (+-0.1, 0)
+  draws[0].corner_noise = {12.6f, 14.0f, -12.6f, 14.0f, 0, 0, 0, 0};
   for (int i = 0; i < 30; ++i) draws.push_back(draw_projective(generator));
   const Tensor warped = warp_projective(full({draws.size(), 1, kSide, kSide}, 1.0f), draws);
+  const Tensor theta = projective_theta(draws);
   const std::vector<float> centres = kernels::normalised_pixel_centres(kSide, false);
-  const double margin = 2.0 * 2.0 / kSide;
-  std::size_t inside = 0, white = 0, outside = 0;
-  for (std::size_t n = 0; n < draws.size(); ++n)
+  const double inner = 1.0 - 1.0 / kSide - 1e-4, outer = 1.0 + 1.0 / kSide + 1e-4;
+  std::size_t inside = 0, outside = 0;
+  for (std::size_t n = 0; n < draws.size(); ++n) {
+    const float* h = theta.data() + 8 * n;
     for (std::size_t i = 0; i < kSide; ++i)
       for (std::size_t j = 0; j < kSide; ++j) {
-        const double distance = signed_distance_inside(draws[n], centres[j], centres[i]);
+        const double x = centres[j], y = centres[i];
+        const double w = h[6] * x + h[7] * y + 1;
+        ASSERT_GT(w, 0.0) << "the canvas must not reach the vanishing line: " << n;
+        const double u = (h[0] * x + h[1] * y + h[2]) / w, v = (h[3] * x + h[4] * y + h[5]) / w;
         const float pixel = warped.data()[(n * kSide + i) * kSide + j];
-        if (distance > margin) {
-          ASSERT_GE(pixel, 0.25f) << n << " " << i << " " << j;
+        if (std::abs(u) < inner && std::abs(v) < inner) {
+          ASSERT_NEAR(pixel, 1.0f, 1e-5f) << n << " " << i << " " << j;
           ++inside;
-          white += pixel > 1.0f - 1e-5f;
-        } else if (distance < -margin) {
+        } else if (std::abs(u) > outer || std::abs(v) > outer) {
           ASSERT_EQ(pixel, 0.0f) << n << " " << i << " " << j;
           ++outside;
         }
       }
-  EXPECT_GT(inside, 10000u);
-  EXPECT_GT(white, inside * 95 / 100);
-  EXPECT_GT(outside, 2000u);
-  float beyond_vanishing_line = 0;
-  for (std::size_t i = 0; i < 11 * kSide; ++i) beyond_vanishing_line = std::max(beyond_vanishing_line, warped.data()[i]);
-  EXPECT_EQ(beyond_vanishing_line, 0.0f);
+  }
+  EXPECT_GT(inside, 15000u);
+  EXPECT_GT(outside, 500u);
 }
 
 TEST(DistortWarpTest, ElasticWithoutNoiseAtUnitScaleIsTheIdentity) {

@@ -256,12 +256,13 @@ TEST(DistortedTestSetTest, TheSecondCallLoadsTheCache) {
   const Dataset made = distorted_test_set(test_digits, DistortionKind::rts, 9, cache_dir);
   const std::string path = distorted_test_set_path(DistortionKind::rts, 9, cache_dir);
   ASSERT_TRUE(std::filesystem::exists(path));
-  EXPECT_EQ(path, cache_dir + "/rts-test-seed9.safetensors");
+  EXPECT_EQ(path, cache_dir + "/rts-test-seed9-v2.safetensors");
 
   SafetensorsFile file = load_safetensors(path);
   EXPECT_EQ(file.metadata.at("kind"), "rts");
   EXPECT_EQ(file.metadata.at("seed"), "9");
-  EXPECT_EQ(file.metadata.at("format_version"), "1");
+  EXPECT_EQ(file.metadata.at("format_version"), "2");
+  EXPECT_EQ(file.metadata.at("set"), "test");
   EXPECT_NE(file.metadata.at("generator").find("mt19937_64"), std::string::npos);
   ASSERT_NE(file.find("parameters"), nullptr);
   EXPECT_EQ(shape_of(*file.find("parameters")), (Shape{60, 4}));
@@ -319,6 +320,37 @@ TEST(DistortedTestSetTest, ACorruptOrStaleCacheIsReportedAndRegenerated) {
   const Dataset other = distorted_test_set(other_digits, DistortionKind::tc, 2, directory.path());
   EXPECT_NE(testing::internal::GetCapturedStderr().find("source_fingerprint"), std::string::npos);
   EXPECT_FALSE(bitwise_equal(other.images, made.images));
+}
+
+TEST(DistortedTestSetTest, AFileOfTheFormerVersionIsNeitherReadNorReplaced) {
+  // Version 1 (P's landing corners moved) had no version in its name: a checkout of it
+  // sharing the cache keeps its file, and this version never reads it.
+  const Dataset test_digits = synthetic_digits(40, 18);
+  test::TempDir directory;
+  const std::string former = directory.file("p-test-seed1.safetensors");
+  write_file_atomically(former, "a version-1 file");
+  const Dataset made = distorted_test_set(test_digits, DistortionKind::p, 1, directory.path());
+  EXPECT_EQ(read_file(former), "a version-1 file");
+  EXPECT_EQ(distorted_test_set_path(DistortionKind::p, 1, directory.path()), directory.file("p-test-seed1-v2.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(directory.file("p-test-seed1-v2.safetensors")));
+  EXPECT_EQ(made.size(), 40u);
+}
+
+TEST(DistortedTestSetTest, TheValidationSetIsCachedApartAndDrawnDifferently) {
+  const Dataset digits = synthetic_digits(50, 19);
+  test::TempDir directory;
+  const Dataset test_set = distorted_fixed_set(digits, DistortionKind::r, 1, directory.path(), FixedSet::test);
+  const Dataset validation = distorted_fixed_set(digits, DistortionKind::r, 1, directory.path(), FixedSet::validation);
+  const std::string path = distorted_set_path(DistortionKind::r, 1, directory.path(), FixedSet::validation);
+  EXPECT_EQ(path, directory.file("r-validation-seed1-v2.safetensors"));
+  ASSERT_TRUE(std::filesystem::exists(path));
+  EXPECT_EQ(load_safetensors(path).metadata.at("set"), "validation");
+  EXPECT_EQ(validation.name, "mnist-r/validation");
+  EXPECT_EQ(validation.labels, digits.labels);
+  // Same digits, same seed, its own draws.
+  EXPECT_FALSE(bitwise_equal(test_set.images, validation.images));
+  const Dataset again = distorted_fixed_set(digits, DistortionKind::r, 1, directory.path(), FixedSet::validation);
+  EXPECT_TRUE(bitwise_equal(again.images, validation.images));
 }
 
 // The real test set, when STN_MNIST_DIR points at MNIST: every kind within the time budget.
