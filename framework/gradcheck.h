@@ -1,15 +1,25 @@
-// Checks an op's (or any function's) backward against central finite differences.
+// Checks an op's (or any function's) backward against finite differences, to first order
+// (gradcheck) and to second order (gradgradcheck).
 //
 // The function maps Vars to one output Var of any shape. The check projects the output on a
 // fixed random direction w (L = sum(w * f(x)), summed in double), and compares for every
-// input element the analytic dL/dx from the tape with (L(x + eps) - L(x - eps)) / (2 eps).
+// input element the analytic dL/dx from the tape with a finite difference of L.
 //
-// Tolerances, for float32 values: the finite difference carries a truncation error of
-// O(eps^2 f''') and a rounding error of about sqrt(n) * 6e-8 * |f| / eps. With the defaults
-// (eps = 1e-3, inputs and outputs of order 1) both are well below 1e-3, so an element passes
-// when |analytic - numeric| <= atol + rtol * |numeric| with atol = 1e-3 and rtol = 1e-2.
-// A wrong backward is off by O(1), not by 1e-3. Keep inputs away from kinks (ReLU at 0,
-// max-pool ties, integer sampling points): finite differences across a kink are meaningless.
+// Differencing: Richardson extrapolation of two central differences,
+//   D(h) = (L(x + h) - L(x - h)) / 2h,   numeric = (4 D(h) - D(2h)) / 3,
+// whose truncation error is O(h^4 L^(5)) instead of O(h^2 L'''). That allows a larger step
+// (h = 2^-8 by default, the stencil reaching 2h = 0.0078), so float32 rounding in L, about
+// sqrt(n) * 6e-8 * |f| / h, stays near 1e-4 for outputs of order 1, and an element passes
+// when |analytic - numeric| <= atol + rtol * |numeric| with atol = 5e-4 and rtol = 2e-3: a
+// backward 1% wrong fails (a test shows it). Keep inputs at least 2h away from kinks (ReLU
+// at 0, max-pool ties, integer sampling points): finite differences across a kink are
+// meaningless.
+//
+// gradgradcheck checks the backward recorded by stn::grad with create_graph: with a second
+// random direction v, S(x) = sum_k <dL/dx_k, v_k>; its gradient from the tape (a double
+// backward) is compared with finite differences of S computed from first-order gradients
+// (the fast, unrecorded backward). It also checks that the recorded first-order gradients
+// equal the unrecorded ones. Second derivatives 5% wrong fail (a test shows it).
 #pragma once
 
 #include <cstdint>
@@ -22,10 +32,10 @@
 namespace stn {
 
 struct GradcheckOptions {
-  double eps = 1e-3;
-  double atol = 1e-3;
-  double rtol = 1e-2;
-  std::uint64_t seed = 0;            // for the projection direction w
+  double eps = 1.0 / 256;
+  double atol = 5e-4;
+  double rtol = 2e-3;
+  std::uint64_t seed = 0;            // for the projection directions w (and v)
   std::vector<bool> requires_grad;  // which inputs to check; empty = all
 };
 
@@ -40,5 +50,8 @@ using GradFunction = std::function<Var(const std::vector<Var>&)>;
 
 GradcheckResult gradcheck(const GradFunction& function, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
+
+GradcheckResult gradgradcheck(const GradFunction& function, const std::vector<Tensor>& inputs,
+                              const GradcheckOptions& options = {});
 
 }  // namespace stn

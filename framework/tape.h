@@ -5,7 +5,15 @@
 // in reverse creation order, and each entry's backward adds its contribution into the
 // gradients of its inputs (`+=`), so a value used twice gets the sum of both uses.
 // Parameters live outside the tape: a parameter leaf's gradient *is* the parameter's `grad`
-// tensor, which keeps its value across steps until the optimizer zeroes it.
+// tensor, which keeps its value across steps until the optimizer zeroes it. Leaves (parameters
+// and inputs created with requires_grad) accumulate over backward calls; intermediate
+// gradients are reset at the start of every backward, so two backward calls give what one
+// backward of the sum would.
+//
+// Higher order: an op may also record its backward as a function of Vars (`VjpFn`), built
+// from ops that are themselves differentiable. `stn::grad(output, inputs, {.create_graph =
+// true})` runs those, appending the backward's own entries to the tape (marked as such in the
+// printer), so the gradients it returns are Vars that can be differentiated again.
 //
 //   stn::Tape tape;
 //   stn::Var x = tape.input(images);            // a leaf that needs no gradient
@@ -16,12 +24,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <iosfwd>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "framework/tensor.h"
@@ -43,14 +53,19 @@ struct Parameter {
   void zero_grad();
 };
 
-// A handle to one tape entry. Cheap to copy; valid until the tape is cleared.
+// A handle to one tape entry. Cheap to copy; valid until the tape is cleared: each clear()
+// starts a new generation of the tape, and a Var of an earlier generation raises an error
+// naming its entry and both generations instead of reading whatever entry now has its index.
 class Var {
  public:
   Var() = default;
-  Var(Tape* tape, std::size_t index) : tape_(tape), index_(index) {}
+  Var(Tape* tape, std::size_t index, std::uint64_t generation)
+      : tape_(tape), index_(index), generation_(generation) {}
 
+  // The tape, after checking that this Var still belongs to its current generation.
   Tape& tape() const;
   std::size_t index() const { return index_; }
+  std::uint64_t generation() const { return generation_; }
   bool valid() const { return tape_ != nullptr; }
 
   const Tensor& value() const;
@@ -66,6 +81,7 @@ class Var {
  private:
   Tape* tape_ = nullptr;
   std::size_t index_ = 0;
+  std::uint64_t generation_ = 0;
 };
 
 // What an entry's backward function sees: the gradient of its output, its output value, its
@@ -83,8 +99,25 @@ struct BackwardContext {
 
 using BackwardFn = std::function<void(const BackwardContext&)>;
 
+// What an entry's differentiable backward sees: the same as BackwardContext, but as Vars on
+// the tape, so that the gradients it returns are recorded ops. `needed(i)` is false for
+// inputs whose gradient nobody asked for; return an unset Var for those (and for inputs the
+// output does not depend on).
+struct VjpContext {
+  Var grad_output;
+  Var output;
+  std::vector<Var> inputs;
+  std::vector<bool> needed_inputs;
+
+  const Var& input(std::size_t i) const { return inputs[i]; }
+  bool needed(std::size_t i) const { return needed_inputs[i]; }
+};
+
+// Returns one gradient per input, each of that input's shape (or unset).
+using VjpFn = std::function<std::vector<Var>(const VjpContext&)>;
+
 struct TapeEntry {
-  const char* op = "";           // "conv2d", "input", "param", ...
+  std::string op;                // "conv2d", "input", "param", ... (owned: any string will do)
   std::string label;             // parameter name for parameter leaves
   std::vector<std::size_t> inputs;
   Tensor value;
@@ -94,6 +127,8 @@ struct TapeEntry {
   Parameter* parameter = nullptr;
   std::size_t saved_bytes = 0;   // memory the backward keeps beyond inputs and output
   BackwardFn backward;
+  VjpFn vjp;                     // the backward as recorded ops (higher-order gradients)
+  bool from_backward = false;    // recorded by stn::grad with create_graph
 };
 
 class Tape {
@@ -108,18 +143,32 @@ class Tape {
   Var constant(Tensor value) { return input(std::move(value), false); }
 
   // Appends an op's entry. The backward is kept only when gradients are enabled and some
-  // input needs a gradient; otherwise the entry is a constant holding just the value.
-  Var record(const char* op, const std::vector<Var>& inputs, Tensor value, BackwardFn backward,
-             std::size_t saved_bytes = 0);
+  // input needs a gradient; otherwise the entry is a constant holding just the value. `vjp`,
+  // the same backward written with ops, makes the op differentiable more than once.
+  Var record(std::string_view op, const std::vector<Var>& inputs, Tensor value,
+             BackwardFn backward, std::size_t saved_bytes = 0);
+  Var record(std::string_view op, const std::vector<Var>& inputs, Tensor value,
+             BackwardFn backward, VjpFn vjp, std::size_t saved_bytes = 0);
   // True when an op with these inputs will keep its backward (ops use this to skip saving).
   bool needs_grad(const std::vector<Var>& inputs) const;
 
   // Reverse pass from a one-element loss (seeded with 1), or from any output with `seed`.
+  // Accumulates into the gradients of leaves (Parameter::grad for parameters); the gradients
+  // of intermediate entries are those of this pass only.
   void backward(Var loss);
   void backward(Var output, const Tensor& seed);
 
-  // Releases every entry (activations, saved tensors, gradients of non-parameters).
+  // Gradients of a one-element `output` with respect to `inputs`, without touching any
+  // entry's or parameter's gradient (see stn::grad).
+  std::vector<Var> gradients(Var output, const std::vector<Var>& inputs, bool create_graph);
+
+  // Releases every entry (activations, saved tensors, gradients of non-parameters) and
+  // starts a new generation: Vars of the old one raise an error when used.
   void clear();
+  std::uint64_t generation() const { return generation_; }
+  // Throws when `v` is unset, of another tape, of an earlier generation, or out of range;
+  // `op` names the caller in the message.
+  void check_var(std::string_view op, const Var& v) const;
 
   // Anomaly mode: every recorded value and every gradient a backward produces is checked
   // for NaN / Inf at once, and a NonFiniteError names the entry and op responsible. Costs a
@@ -142,20 +191,45 @@ class Tape {
   const TapeEntry& entry(std::size_t index) const;
   TapeEntry& entry(std::size_t index);
 
-  // Inspection: one line per entry (id, op, inputs, output shape, bytes saved), and the
-  // recorded graph in Graphviz DOT.
+  // Inspection: one line per entry (id, op, inputs, output shape, bytes saved, and after a
+  // backward the norm of the gradient that reached it; entries recorded by a backward are
+  // marked), and the recorded graph in Graphviz DOT.
   void print(std::ostream& out) const;
   std::string to_string() const;
   std::string to_dot() const;
 
  private:
   Tensor* grad_slot(std::size_t index);
-  void check_same_tape(const char* op, const std::vector<Var>& inputs) const;
+  void check_same_tape(std::string_view op, const std::vector<Var>& inputs) const;
+  Var make_var(std::size_t index) { return Var(this, index, generation_); }
+  // For each entry up to `last`: does it depend on one of `targets` (or is one)?
+  std::vector<char> depends_on(const std::vector<Var>& targets, std::size_t last) const;
+  std::vector<Var> gradients_recorded(Var output, const std::vector<Var>& inputs);
+  Var accumulate(Var a, Var b);
+  std::vector<Var> gradients_values(Var output, const std::vector<Var>& inputs);
 
   std::deque<TapeEntry> entries_;  // a deque: appending never moves existing values
   bool grad_enabled_ = true;
   bool anomaly_detection_ = false;
+  bool recording_backward_ = false;  // entries appended now are a backward's
+  std::uint64_t generation_ = 0;
 };
+
+// Options of stn::grad.
+struct GradOptions {
+  // Record the backward on the tape so that the returned gradients can be differentiated
+  // again (costs the backward's values as tape entries, about as much memory and time as the
+  // forward once more).
+  bool create_graph = false;
+};
+
+// Gradients of a one-element `output` with respect to each of `inputs` (any Vars of the same
+// tape: leaves, parameters' Vars from tape.param, or intermediate values). With create_graph
+// the results are Vars recorded on the tape, differentiable again; without, they are
+// constants. An input the output does not depend on gets a zero gradient of its shape.
+// Neither entries' gradients nor Parameter::grad are changed (tape.backward is the
+// first-order training path that accumulates into Parameter::grad).
+std::vector<Var> grad(Var output, const std::vector<Var>& inputs, const GradOptions& options = {});
 
 // A NaN or Inf found by anomaly detection (or by a caller checking the tape).
 class NonFiniteError : public std::runtime_error {

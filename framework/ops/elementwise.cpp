@@ -4,6 +4,7 @@
 
 #include "framework/error.h"
 #include "framework/kernels/broadcast.h"
+#include "framework/ops/reduce.h"
 
 namespace stn {
 
@@ -25,7 +26,7 @@ namespace {
 // A binary op with broadcasting. `forward(a, b)` gives the value; `backward(g, a, b, y, &da,
 // &db)` gives the partial gradients of one element (da is ignored when not needed).
 template <class Forward, class Backward>
-Var binary(const char* op, Var a, Var b, Forward forward, Backward backward) {
+Var binary(const char* op, Var a, Var b, Forward forward, Backward backward, VjpFn vjp) {
   const Shape shape_a = a.shape(), shape_b = b.shape();
   const Shape out_shape = broadcast_shape(op, shape_a, shape_b);
   auto stride_a = kernels::broadcast_strides(shape_a, out_shape);
@@ -60,7 +61,14 @@ Var binary(const char* op, Var a, Var b, Forward forward, Backward backward) {
                                       if (ga) ga[ia] += da;
                                       if (gb) gb[ib] += db;
                                     });
-      });
+      },
+      std::move(vjp));
+}
+
+// The gradients of a broadcasting binary op, summed back to each input's shape.
+std::vector<Var> to_input_shapes(const VjpContext& ctx, Var da, Var db) {
+  return {ctx.needed(0) ? sum_to(da, ctx.input(0).shape()) : Var{},
+          ctx.needed(1) ? sum_to(db, ctx.input(1).shape()) : Var{}};
 }
 
 // Below this many elements a unary op runs on one thread: a single pass over memory does not
@@ -69,7 +77,7 @@ constexpr std::ptrdiff_t kParallelElements = 256 * 1024;
 
 // A unary op. `derivative(x, y)` is dy/dx at one element.
 template <class Forward, class Derivative>
-Var unary(const char* op, Var x, Forward forward, Derivative derivative) {
+Var unary(const char* op, Var x, Forward forward, Derivative derivative, VjpFn vjp) {
   Tensor out = empty(x.shape());
   const float* px = x.value().data();
   float* po = out.data();
@@ -85,24 +93,41 @@ Var unary(const char* op, Var x, Forward forward, Derivative derivative) {
     const auto n = static_cast<std::ptrdiff_t>(ctx.output.size());
 #pragma omp parallel for schedule(static) if (n >= kParallelElements)
     for (std::ptrdiff_t i = 0; i < n; ++i) gx[i] += g[i] * derivative(px[i], py[i]);
-  });
+  }, std::move(vjp));
+}
+
+// The differentiable backward of a unary op: g times a derivative written with ops.
+template <class Derivative>
+VjpFn unary_vjp(Derivative derivative) {
+  return [derivative](const VjpContext& ctx) {
+    return std::vector<Var>{derivative(ctx.grad_output, ctx.input(0), ctx.output)};
+  };
 }
 
 }  // namespace
 
 Var add(Var a, Var b) {
   return binary("add", a, b, [](float x, float y) { return x + y; },
-                [](float g, float, float, float, float& da, float& db) { da = g; db = g; });
+                [](float g, float, float, float, float& da, float& db) { da = g; db = g; },
+                [](const VjpContext& ctx) { return to_input_shapes(ctx, ctx.grad_output, ctx.grad_output); });
 }
 Var sub(Var a, Var b) {
   return binary("sub", a, b, [](float x, float y) { return x - y; },
-                [](float g, float, float, float, float& da, float& db) { da = g; db = -g; });
+                [](float g, float, float, float, float& da, float& db) { da = g; db = -g; },
+                [](const VjpContext& ctx) {
+                  return to_input_shapes(ctx, ctx.grad_output, ctx.needed(1) ? neg(ctx.grad_output) : Var{});
+                });
 }
 Var mul(Var a, Var b) {
   return binary("mul", a, b, [](float x, float y) { return x * y; },
                 [](float g, float x, float y, float, float& da, float& db) {
                   da = g * y;
                   db = g * x;
+                },
+                [](const VjpContext& ctx) {
+                  const Var& g = ctx.grad_output;
+                  return to_input_shapes(ctx, ctx.needed(0) ? mul(g, ctx.input(1)) : Var{},
+                                         ctx.needed(1) ? mul(g, ctx.input(0)) : Var{});
                 });
 }
 Var div(Var a, Var b) {
@@ -110,49 +135,74 @@ Var div(Var a, Var b) {
                 [](float g, float x, float y, float, float& da, float& db) {
                   da = g / y;
                   db = -g * x / (y * y);
+                },
+                [](const VjpContext& ctx) {  // d(a/b)/db = -(a/b)/b
+                  const Var& g = ctx.grad_output;
+                  const Var& b = ctx.input(1);
+                  return to_input_shapes(ctx, ctx.needed(0) ? div(g, b) : Var{},
+                                         ctx.needed(1) ? neg(div(mul(g, ctx.output), b)) : Var{});
                 });
 }
 
 Var add(Var a, float s) {
-  return unary("add_scalar", a, [s](float x) { return x + s; }, [](float, float) { return 1.0f; });
+  return unary("add_scalar", a, [s](float x) { return x + s; }, [](float, float) { return 1.0f; },
+               unary_vjp([](Var g, Var, Var) { return g; }));
 }
 Var sub(Var a, float s) { return add(a, -s); }
 Var sub(float s, Var a) {
-  return unary("rsub_scalar", a, [s](float x) { return s - x; }, [](float, float) { return -1.0f; });
+  return unary("rsub_scalar", a, [s](float x) { return s - x; }, [](float, float) { return -1.0f; },
+               unary_vjp([](Var g, Var, Var) { return neg(g); }));
 }
 Var mul(Var a, float s) {
-  return unary("mul_scalar", a, [s](float x) { return x * s; }, [s](float, float) { return s; });
+  return unary("mul_scalar", a, [s](float x) { return x * s; }, [s](float, float) { return s; },
+               unary_vjp([s](Var g, Var, Var) { return mul(g, s); }));
 }
 Var div(Var a, float s) {
   return unary("div_scalar", a, [s](float x) { return x / s; },
-               [s](float, float) { return 1.0f / s; });
+               [s](float, float) { return 1.0f / s; },
+               unary_vjp([s](Var g, Var, Var) { return div(g, s); }));
 }
 Var div(float s, Var a) {
   return unary("rdiv_scalar", a, [s](float x) { return s / x; },
-               [s](float x, float) { return -s / (x * x); });
+               [s](float x, float) { return -s / (x * x); },
+               unary_vjp([](Var g, Var x, Var y) { return neg(div(mul(g, y), x)); }));
 }
 
 Var neg(Var x) {
-  return unary("neg", x, [](float v) { return -v; }, [](float, float) { return -1.0f; });
+  return unary("neg", x, [](float v) { return -v; }, [](float, float) { return -1.0f; },
+               unary_vjp([](Var g, Var, Var) { return neg(g); }));
 }
 Var exp(Var x) {
-  return unary("exp", x, [](float v) { return std::exp(v); }, [](float, float y) { return y; });
+  return unary("exp", x, [](float v) { return std::exp(v); }, [](float, float y) { return y; },
+               unary_vjp([](Var g, Var, Var y) { return mul(g, y); }));
 }
 Var log(Var x) {
   return unary("log", x, [](float v) { return std::log(v); },
-               [](float v, float) { return 1.0f / v; });
+               [](float v, float) { return 1.0f / v; },
+               unary_vjp([](Var g, Var x, Var) { return div(g, x); }));
 }
 Var sqrt(Var x) {
   return unary("sqrt", x, [](float v) { return std::sqrt(v); },
-               [](float, float y) { return 0.5f / y; });
+               [](float, float y) { return 0.5f / y; },
+               unary_vjp([](Var g, Var, Var y) { return div(mul(g, 0.5f), y); }));
 }
 Var pow(Var x, float exponent) {
   return unary("pow", x, [exponent](float v) { return std::pow(v, exponent); },
-               [exponent](float v, float) { return exponent * std::pow(v, exponent - 1.0f); });
+               [exponent](float v, float) { return exponent * std::pow(v, exponent - 1.0f); },
+               unary_vjp([exponent](Var g, Var x, Var) {
+                 return mul(g, exponent == 1.0f ? x.tape().constant(full(x.shape(), 1.0f))
+                                                : mul(pow(x, exponent - 1.0f), exponent));
+               }));
 }
 Var relu(Var x) {
   return unary("relu", x, [](float v) { return v > 0.0f ? v : 0.0f; },
-               [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; });
+               [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; },
+               unary_vjp([](Var g, Var x, Var) {  // the step's own derivative is 0 (a.e.)
+                 Tensor step = empty(x.shape());
+                 const float* px = x.value().data();
+                 for (std::size_t i = 0; i < step.size(); ++i) step.data()[i] = px[i] > 0.0f ? 1.0f : 0.0f;
+                 return mul(g, x.tape().constant(std::move(step)));
+               }));
 }
 Var sigmoid(Var x) {
   return unary("sigmoid", x,
@@ -162,11 +212,13 @@ Var sigmoid(Var x) {
                  float e = std::exp(v);
                  return e / (1.0f + e);
                },
-               [](float, float y) { return y * (1.0f - y); });
+               [](float, float y) { return y * (1.0f - y); },
+               unary_vjp([](Var g, Var, Var y) { return mul(g, mul(y, sub(1.0f, y))); }));
 }
 Var tanh(Var x) {
   return unary("tanh", x, [](float v) { return std::tanh(v); },
-               [](float, float y) { return 1.0f - y * y; });
+               [](float, float y) { return 1.0f - y * y; },
+               unary_vjp([](Var g, Var, Var y) { return mul(g, sub(1.0f, mul(y, y))); }));
 }
 
 }  // namespace stn

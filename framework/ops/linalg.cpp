@@ -2,6 +2,8 @@
 
 #include "framework/error.h"
 #include "framework/kernels/gemm.h"
+#include "framework/ops/reduce.h"
+#include "framework/ops/shape.h"
 
 namespace stn {
 
@@ -39,6 +41,18 @@ Var matmul(Var a, Var b) {
         gemm(true, false, K, N, M, 1.0f, ctx.input(0).data() + n * step_a, K, g + n * step_c, N,
              1.0f, gb->data() + n * step_b, N);
     }
+  }, [shared_b](const VjpContext& ctx) {
+    const Var& g = ctx.grad_output;
+    std::vector<Var> grads(2);
+    if (ctx.needed(0)) grads[0] = matmul(g, transpose(ctx.input(1), -2, -1));
+    if (ctx.needed(1)) {
+      if (shared_b)  // B was used by every batch element: sum over the batch
+        grads[1] = matmul(transpose(reshape(ctx.input(0), {-1, static_cast<std::int64_t>(ctx.input(0).dim(-1))}), 0, 1),
+                          reshape(g, {-1, static_cast<std::int64_t>(g.dim(-1))}));
+      else
+        grads[1] = matmul(transpose(ctx.input(0), -2, -1), g);
+    }
+    return grads;
   });
 }
 
@@ -76,6 +90,13 @@ Var linear(Var x, Var weight, Var bias) {
       if (Tensor* gb = ctx.grad(2))
         for (int n = 0; n < N; ++n)
           for (int o = 0; o < out_features; ++o) gb->data()[o] += g[n * out_features + o];
+  }, [has_bias](const VjpContext& ctx) {
+    const Var& g = ctx.grad_output;
+    std::vector<Var> grads(ctx.inputs.size());
+    if (ctx.needed(0)) grads[0] = matmul(g, ctx.input(1));                 // dx = dy W
+    if (ctx.needed(1)) grads[1] = matmul(transpose(g, 0, 1), ctx.input(0));  // dW = dy^T x
+    if (has_bias && ctx.needed(2)) grads[2] = sum(g, {0});
+    return grads;
   });
 }
 

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "framework/error.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/reduce.h"
 
 namespace stn {
 
@@ -62,6 +65,9 @@ Var log_softmax(Var x, int axis) {
           gx[e] += g[e] - std::exp(y[e]) * static_cast<float>(total);
         }
       }
+  }, [axis](const VjpContext& ctx) {
+    const Var& g = ctx.grad_output;
+    return std::vector<Var>{sub(g, mul(exp(ctx.output), sum(g, {axis}, true)))};
   });
 }
 
@@ -85,6 +91,10 @@ Var softmax(Var x, int axis) {
           gx[e] += y[e] * (g[e] - static_cast<float>(dot));
         }
       }
+  }, [axis](const VjpContext& ctx) {
+    const Var& g = ctx.grad_output;
+    const Var& y = ctx.output;
+    return std::vector<Var>{mul(y, sub(g, sum(mul(g, y), {axis}, true)))};
   });
 }
 
@@ -120,6 +130,12 @@ Var cross_entropy(Var logits, const std::vector<std::int32_t>& labels) {
             gx[n * C + c] += scale * (p - (static_cast<std::int32_t>(c) == labels[n] ? 1.0f : 0.0f));
           }
       },
+      [labels, N, C](const VjpContext& ctx) {  // (softmax - one_hot) * g / N
+        Tensor one_hot = zeros({N, C});
+        for (std::size_t n = 0; n < N; ++n) one_hot.data()[n * C + labels[n]] = 1.0f;
+        Var difference = sub(softmax(ctx.input(0), 1), ctx.output.tape().constant(std::move(one_hot)));
+        return std::vector<Var>{mul(difference, mul(ctx.grad_output, 1.0f / static_cast<float>(N)))};
+      },
       saved);
 }
 
@@ -143,6 +159,11 @@ Var mse_loss(Var prediction, Var target) {
                                       for (std::size_t i = 0; i < count; ++i) gp->data()[i] += scale * (p[i] - t[i]);
                                     if (Tensor* gt = ctx.grad(1))
                                       for (std::size_t i = 0; i < count; ++i) gt->data()[i] -= scale * (p[i] - t[i]);
+                                  },
+                                  [count](const VjpContext& ctx) {  // 2 (p - t) g / count
+                                    Var d = mul(sub(ctx.input(0), ctx.input(1)),
+                                                mul(ctx.grad_output, 2.0f / static_cast<float>(count)));
+                                    return std::vector<Var>{ctx.needed(0) ? d : Var{}, ctx.needed(1) ? neg(d) : Var{}};
                                   });
 }
 
@@ -156,11 +177,17 @@ Var dropout(Var x, float p, bool training, Generator& generator) {
   Tensor out = empty(x.shape());
   for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] = x.value().data()[i] * mask.data()[i];
   const std::size_t saved = mask.size() * sizeof(float);
+  // Shared by both backward forms: the mask is fixed once drawn, so dropout is linear.
+  auto kept = std::make_shared<const Tensor>(std::move(mask));
   return x.tape().record("dropout", {x}, std::move(out),
-                         [mask = std::move(mask)](const BackwardContext& ctx) {
+                         [kept](const BackwardContext& ctx) {
                            const float* g = ctx.grad_output.data();
+                           const float* m = kept->data();
                            float* gx = ctx.grad(0)->data();
-                           for (std::size_t i = 0; i < mask.size(); ++i) gx[i] += g[i] * mask.data()[i];
+                           for (std::size_t i = 0; i < kept->size(); ++i) gx[i] += g[i] * m[i];
+                         },
+                         [kept](const VjpContext& ctx) {
+                           return std::vector<Var>{mul(ctx.grad_output, ctx.output.tape().constant(*kept))};
                          },
                          saved);
 }

@@ -59,11 +59,17 @@ Var reshape(Var x, const std::vector<std::int64_t>& shape) {
                                      shape_string(out_shape));
   Tensor out = empty(out_shape);
   std::copy(x.value().data(), x.value().data() + total, out.data());
-  return x.tape().record("reshape", {x}, std::move(out), [](const BackwardContext& ctx) {
-    const float* g = ctx.grad_output.data();
-    float* gx = ctx.grad(0)->data();
-    for (std::size_t i = 0; i < ctx.grad_output.size(); ++i) gx[i] += g[i];
-  });
+  const Shape in_shape = x.shape();
+  return x.tape().record(
+      "reshape", {x}, std::move(out),
+      [](const BackwardContext& ctx) {
+        const float* g = ctx.grad_output.data();
+        float* gx = ctx.grad(0)->data();
+        for (std::size_t i = 0; i < ctx.grad_output.size(); ++i) gx[i] += g[i];
+      },
+      [in_shape](const VjpContext& ctx) {
+        return std::vector<Var>{reshape(ctx.grad_output, std::vector<std::int64_t>(in_shape.begin(), in_shape.end()))};
+      });
 }
 
 Var flatten(Var x, int start_axis) {
@@ -117,11 +123,16 @@ Var permute(Var x, const std::vector<int>& order) {
   const float* px = x.value().data();
   float* po = out.data();
   walk([&](std::size_t o, std::size_t i) { po[o] = px[i]; });
-  return x.tape().record("permute", {x}, std::move(out), [walk](const BackwardContext& ctx) {
-    const float* g = ctx.grad_output.data();
-    float* gx = ctx.grad(0)->data();
-    walk([&](std::size_t o, std::size_t i) { gx[i] += g[o]; });
-  });
+  std::vector<int> inverse(rank);
+  for (std::size_t i = 0; i < rank; ++i) inverse[axes[i]] = static_cast<int>(i);
+  return x.tape().record(
+      "permute", {x}, std::move(out),
+      [walk](const BackwardContext& ctx) {
+        const float* g = ctx.grad_output.data();
+        float* gx = ctx.grad(0)->data();
+        walk([&](std::size_t o, std::size_t i) { gx[i] += g[o]; });
+      },
+      [inverse](const VjpContext& ctx) { return std::vector<Var>{permute(ctx.grad_output, inverse)}; });
 }
 
 Var transpose(Var x, int axis0, int axis1) {
@@ -174,6 +185,15 @@ Var concat(const std::vector<Var>& xs, int axis) {
         }
       offset += lengths[k];
     }
+  }, [a, lengths](const VjpContext& ctx) {
+    std::vector<Var> grads(lengths.size());
+    std::int64_t offset = 0;
+    for (std::size_t k = 0; k < lengths.size(); ++k) {
+      const auto length = static_cast<std::int64_t>(lengths[k]);
+      if (ctx.needed(k)) grads[k] = slice(ctx.grad_output, a, offset, offset + length);
+      offset += length;
+    }
+    return grads;
   });
 }
 
@@ -197,12 +217,29 @@ Var slice(Var x, int axis, std::int64_t start, std::int64_t end) {
   for (std::size_t o = 0; o < in.outer; ++o)
     std::memcpy(out.data() + o * block, x.value().data() + o * in.length * in.inner + begin,
                 block * sizeof(float));
-  return x.tape().record("slice", {x}, std::move(out), [in, block, begin](const BackwardContext& ctx) {
-    const float* g = ctx.grad_output.data();
-    float* gx = ctx.grad(0)->data();
-    for (std::size_t o = 0; o < in.outer; ++o)
-      for (std::size_t i = 0; i < block; ++i) gx[o * in.length * in.inner + begin + i] += g[o * block + i];
-  });
+  return x.tape().record(
+      "slice", {x}, std::move(out),
+      [in, block, begin](const BackwardContext& ctx) {
+        const float* g = ctx.grad_output.data();
+        float* gx = ctx.grad(0)->data();
+        for (std::size_t o = 0; o < in.outer; ++o)
+          for (std::size_t i = 0; i < block; ++i) gx[o * in.length * in.inner + begin + i] += g[o * block + i];
+      },
+      [a, shape, start, end](const VjpContext& ctx) {  // g between zeros: concat's backward is slice
+        Tape& tape = ctx.grad_output.tape();
+        std::vector<Var> parts;
+        Shape pad = shape;
+        if (start > 0) {
+          pad[a] = static_cast<std::size_t>(start);
+          parts.push_back(tape.constant(zeros(pad)));
+        }
+        parts.push_back(ctx.grad_output);
+        if (static_cast<std::size_t>(end) < shape[a]) {
+          pad[a] = shape[a] - static_cast<std::size_t>(end);
+          parts.push_back(tape.constant(zeros(pad)));
+        }
+        return std::vector<Var>{parts.size() == 1 ? parts[0] : concat(parts, a)};
+      });
 }
 
 }  // namespace stn

@@ -2,6 +2,8 @@
 // printer and DOT export users study it with.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "framework/error.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/linalg.h"
@@ -69,7 +71,164 @@ TEST(Tape, ClearReleasesEntries) {
   EXPECT_EQ(tape.size(), 3u);
   tape.clear();
   EXPECT_EQ(tape.size(), 0u);
-  EXPECT_THROW(x.value(), std::out_of_range);
+  EXPECT_THROW(x.value(), std::logic_error);
+}
+
+// backward(l1) then backward(l2) on one tape must equal one backward of l1 + l2: the first
+// pass's intermediate gradients are not propagated again. d/dx (tanh x + tanh^2 x) at 0.5 is
+// (1 - t^2)(1 + 2t) = 1.5133 (PyTorch with retain_graph gives the same).
+TEST(Tape, SecondBackwardAddsOnlyItsOwnGradient) {
+  Tape tape;
+  Var x = tape.input(test::tensor_from({2}, {0.5f, -1.0f}), true);
+  Var t = tanh(x);
+  Var l1 = sum(t);
+  Var l2 = sum(t * t);
+  tape.backward(l1);
+  tape.backward(l2);
+  const double tanh_half = std::tanh(0.5);
+  EXPECT_NEAR(x.grad().data()[0], 1.5133, 1e-4);
+  EXPECT_NEAR(x.grad().data()[0], (1 - tanh_half * tanh_half) * (1 + 2 * tanh_half), 1e-6);
+  Tape once;
+  Var y = once.input(test::tensor_from({2}, {0.5f, -1.0f}), true);
+  Var u = tanh(y);
+  once.backward(sum(u) + sum(u * u));
+  EXPECT_FLOAT_EQ(x.grad().data()[0], y.grad().data()[0]);
+  EXPECT_FLOAT_EQ(x.grad().data()[1], y.grad().data()[1]);
+}
+
+// A training loop that forgets tape.clear(): each step's gradient is that step's alone.
+TEST(Tape, ForgottenClearGivesTheSameGradientEveryStep) {
+  Parameter w("w", test::tensor_from({3}, {0.3f, -0.2f, 0.1f}));
+  Tape tape;
+  std::vector<float> first;
+  for (int step = 0; step < 4; ++step) {
+    Var x = tape.input(test::tensor_from({3}, {1.0f, 2.0f, -1.0f}));
+    Var loss = sum(tanh(tape.param(w) * x));
+    w.zero_grad();
+    tape.backward(loss);
+    std::vector<float> now(w.grad.data(), w.grad.data() + 3);
+    if (step == 0) first = now;
+    for (int i = 0; i < 3; ++i) EXPECT_FLOAT_EQ(now[i], first[i]) << "step " << step;
+  }
+}
+
+TEST(Tape, StaleVarRaisesNamingEntryAndGeneration) {
+  Tape tape;
+  Var x = tape.input(full({2}, 1.0f), true);
+  Var y = exp(x);
+  tape.clear();
+  Var z = tape.input(full({2}, 3.0f));  // now entry 0 again
+  Var w = exp(z);
+  (void)w;
+  try {
+    (void)y.value();
+    FAIL() << "a stale Var was read";
+  } catch (const std::logic_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("entry #1"), std::string::npos) << message;
+    EXPECT_NE(message.find("generation 0"), std::string::npos) << message;
+    EXPECT_NE(message.find("generation 1"), std::string::npos) << message;
+  }
+  EXPECT_THROW(exp(x), std::logic_error);
+  EXPECT_THROW(tape.backward(sum(y)), std::logic_error);
+}
+
+TEST(Tape, OpNamesAreOwnedByTheEntry) {
+  Tape tape;
+  Var x = tape.input(full({1}, 2.0f), true);
+  Var y;
+  {
+    std::string name = "my_custom_op_with_a_long_name";
+    y = tape.record(name, {x}, full({1}, 4.0f), [](const BackwardContext&) {});
+    name.assign(name.size(), '#');
+  }
+  EXPECT_EQ(tape.describe_entry(y.index()), "#1 my_custom_op_with_a_long_name [1]");
+}
+
+TEST(Grad, SecondDerivativeOfACube) {
+  Tape tape;
+  Var x = tape.input(full({1}, 2.0f), true);
+  Var y = sum(x * x * x);
+  Var dy = grad(y, {x}, {.create_graph = true})[0];
+  EXPECT_FLOAT_EQ(dy.value().data()[0], 12.0f);  // 3 x^2
+  Var d2y = grad(sum(dy), {x})[0];
+  EXPECT_FLOAT_EQ(d2y.value().data()[0], 12.0f);  // 6 x
+  Var cube = sum(pow(x, 3.0f));
+  Var d1 = grad(cube, {x}, {.create_graph = true})[0];
+  Var d2 = grad(sum(d1), {x}, {.create_graph = true})[0];
+  Var d3 = grad(sum(d2), {x})[0];
+  EXPECT_FLOAT_EQ(d2.value().data()[0], 12.0f);
+  EXPECT_FLOAT_EQ(d3.value().data()[0], 6.0f);
+}
+
+TEST(Grad, LeavesEntryAndParameterGradientsAlone) {
+  Parameter w("w", test::tensor_from({2}, {1.0f, 2.0f}));
+  w.zero_grad();
+  Tape tape;
+  Var x = tape.input(test::tensor_from({2}, {3.0f, 4.0f}), true);
+  Var loss = sum(tape.param(w) * x * x);
+  std::vector<Var> g = grad(loss, {x, tape.param(w)});
+  EXPECT_FLOAT_EQ(g[0].value().data()[1], 16.0f);  // 2 w x
+  EXPECT_FLOAT_EQ(g[1].value().data()[1], 0.0f);   // a second param entry: loss does not use it
+  EXPECT_FLOAT_EQ(w.grad.data()[0], 0.0f);
+  EXPECT_EQ(x.grad().size(), 0u);
+  EXPECT_FALSE(g[0].requires_grad());  // without create_graph: constants
+}
+
+TEST(Grad, UnrelatedInputGetsZerosAndConstantsAreRefused) {
+  Tape tape;
+  Var x = tape.input(full({2}, 1.0f), true);
+  Var unrelated = tape.input(full({3}, 1.0f), true);
+  Var constant = tape.input(full({2}, 1.0f));
+  Var y = sum(exp(x) * constant);
+  for (bool create_graph : {false, true}) {
+    std::vector<Var> g = grad(y, {x, unrelated}, {.create_graph = create_graph});
+    ASSERT_EQ(g[1].shape(), Shape{3});
+    EXPECT_FLOAT_EQ(g[1].value().data()[2], 0.0f);
+    EXPECT_NEAR(g[0].value().data()[0], std::exp(1.0), 1e-6);
+  }
+  EXPECT_THROW(grad(y, {constant}), std::invalid_argument);
+  EXPECT_THROW(grad(exp(x), {x}), ShapeError);
+}
+
+TEST(Grad, WithRespectToAnIntermediateValue) {
+  Tape tape;
+  Var x = tape.input(full({1}, 0.5f), true);
+  Var h = x * 3.0f;
+  Var y = sum(tanh(h));
+  const double t = std::tanh(1.5);
+  EXPECT_NEAR(grad(y, {h})[0].value().data()[0], 1 - t * t, 1e-6);
+  std::vector<Var> both = grad(y, {h, x}, {.create_graph = true});
+  EXPECT_NEAR(both[1].value().data()[0], 3 * (1 - t * t), 1e-6);
+  // d/dx of dy/dh = -2 t (1 - t^2) * 3
+  EXPECT_NEAR(grad(sum(both[0]), {x})[0].value().data()[0], -6 * t * (1 - t * t), 1e-5);
+}
+
+TEST(Grad, OpWithoutDifferentiableBackwardIsRefusedUnderCreateGraph) {
+  Tape tape;
+  Var x = tape.input(full({1}, 2.0f), true);
+  Var y = tape.record("first_order_only", {x}, full({1}, 4.0f), [](const BackwardContext& ctx) {
+    ctx.grad(0)->data()[0] += 4.0f * ctx.grad_output.data()[0];
+  });
+  EXPECT_FLOAT_EQ(grad(sum(y), {x})[0].value().data()[0], 4.0f);
+  try {
+    grad(sum(y), {x}, {.create_graph = true});
+    FAIL();
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("first_order_only"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Grad, BackwardEntriesAreMarkedInThePrinter) {
+  Tape tape;
+  Var x = tape.input(full({1}, 2.0f), true);
+  Var y = sum(x * x);
+  grad(y, {x}, {.create_graph = true});
+  const std::string text = tape.to_string();
+  EXPECT_NE(text.find("[backward]"), std::string::npos) << text;
+  EXPECT_NE(tape.to_dot().find("dashed"), std::string::npos);
+  tape.backward(y);
+  EXPECT_NE(tape.to_string().find("|grad| 4"), std::string::npos) << tape.to_string();
 }
 
 TEST(Tape, BackwardNeedsAScalarOrASeed) {

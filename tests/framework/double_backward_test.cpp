@@ -1,0 +1,140 @@
+// Second order: gradgradcheck on every op, and checks that the checkers catch a backward
+// that is slightly wrong (1% at first order, 5% at second order).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "framework/gradcheck.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/linalg.h"
+#include "framework/ops/loss.h"
+#include "framework/ops/reduce.h"
+#include "framework/ops/shape.h"
+#include "test_util.h"
+
+namespace stn {
+namespace {
+
+using test::random_tensor;
+
+// y = 3 x^2 with a backward `first` times the true one and a recorded backward whose own
+// derivative is `second` times the true one.
+Var scaled_square(Var x, float first, float second) {
+  Tensor out = x.value() * x.value() * 3.0f;
+  return x.tape().record(
+      "scaled_square", {x}, std::move(out),
+      [first](const BackwardContext& ctx) {
+        for (std::size_t i = 0; i < ctx.grad_output.size(); ++i)
+          ctx.grad(0)->data()[i] += first * 6.0f * ctx.input(0).data()[i] * ctx.grad_output.data()[i];
+      },
+      [second](const VjpContext& ctx) {
+        // 6 x g, written so that d/dx is `second` * 6 g while the value stays 6 x g.
+        Var x = ctx.input(0);
+        Var exact = mul(mul(ctx.grad_output, x), 6.0f);
+        Tape& tape = x.tape();
+        Var off = mul(mul(ctx.grad_output, sub(x, tape.constant(x.value()))), 6.0f * (second - 1.0f));
+        return std::vector<Var>{add(exact, off)};
+      });
+}
+
+TEST(Gradcheck, CatchesAFirstDerivativeOnePercentWrong) {
+  Generator g(3);
+  Tensor x = random_tensor({6}, g, 0.5f, 1.5f);
+  EXPECT_TRUE(gradcheck([](const std::vector<Var>& v) { return scaled_square(v[0], 1.0f, 1.0f); }, {x}).ok);
+  GradcheckResult wrong = gradcheck([](const std::vector<Var>& v) { return scaled_square(v[0], 1.01f, 1.0f); }, {x});
+  EXPECT_FALSE(wrong.ok) << wrong.message;
+}
+
+TEST(Gradgradcheck, CatchesASecondDerivativeFivePercentWrong) {
+  Generator g(3);
+  Tensor x = random_tensor({6}, g, 0.5f, 1.5f);
+  GradcheckResult right = gradgradcheck([](const std::vector<Var>& v) { return scaled_square(v[0], 1.0f, 1.0f); }, {x});
+  EXPECT_TRUE(right.ok) << right.message;
+  GradcheckResult wrong = gradgradcheck([](const std::vector<Var>& v) { return scaled_square(v[0], 1.0f, 1.05f); }, {x});
+  EXPECT_FALSE(wrong.ok) << wrong.message;
+  // A recorded first-order backward that disagrees with the fast one is caught too.
+  GradcheckResult first = gradgradcheck([](const std::vector<Var>& v) { return scaled_square(v[0], 1.01f, 1.0f); }, {x});
+  EXPECT_FALSE(first.ok) << first.message;
+}
+
+struct OpCase {
+  std::string name;
+  std::vector<Shape> shapes;
+  GradFunction function;
+  float low = -1.0f, high = 1.0f;
+};
+
+void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+
+class SecondOrder : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(SecondOrder, GradgradcheckPasses) {
+  const OpCase& c = GetParam();
+  Generator g(11);
+  std::vector<Tensor> inputs;
+  for (const Shape& s : c.shapes) inputs.push_back(random_tensor(s, g, c.low, c.high));
+  GradcheckResult first = gradcheck(c.function, inputs);
+  EXPECT_TRUE(first.ok) << first.message;
+  GradcheckResult second = gradgradcheck(c.function, inputs);
+  EXPECT_TRUE(second.ok) << second.message;
+  EXPECT_GT(second.elements_checked, 0u);
+}
+
+
+std::vector<OpCase> elementwise_cases() {
+  using V = const std::vector<Var>&;
+  return {
+      {"add_broadcast", {{2, 3}, {3}}, [](V v) { return tanh(add(v[0], v[1])) * v[0]; }},
+      {"sub_broadcast", {{2, 1, 3}, {4, 1}}, [](V v) { return sub(v[0], v[1]) * sub(v[0], v[1]); }},
+      {"mul_broadcast", {{2, 3}, {2, 1}}, [](V v) { return mul(v[0], v[1]) * v[1]; }},
+      {"div_broadcast", {{2, 3}, {3}}, [](V v) { return div(v[0], v[1]); }, 0.5f, 1.5f},
+      {"scalars", {{5}}, [](V v) { return div(2.0f, v[0]) + sub(1.0f, v[0]) * 3.0f - div(v[0] * v[0], 4.0f); }, 0.5f, 1.5f},
+      {"exp", {{5}}, [](V v) { return exp(v[0]); }},
+      {"log", {{5}}, [](V v) { return log(v[0]); }, 0.5f, 2.0f},
+      {"sqrt", {{5}}, [](V v) { return sqrt(v[0]); }, 0.5f, 2.0f},
+      {"pow", {{5}}, [](V v) { return pow(v[0], 2.5f); }, 0.5f, 2.0f},
+      {"neg", {{5}}, [](V v) { return neg(v[0]) * v[0]; }},
+      {"relu", {{6}}, [](V v) { return relu(v[0]) * v[0]; }, 0.1f, 1.0f},
+      {"relu_negative", {{6}}, [](V v) { return relu(v[0]) * v[0] + v[0] * v[0]; }, -1.0f, -0.1f},
+      {"sigmoid", {{5}}, [](V v) { return sigmoid(v[0] * 2.0f); }},
+      {"tanh", {{5}}, [](V v) { return tanh(v[0] * 2.0f); }},
+  };
+}
+
+std::vector<OpCase> structural_cases() {
+  using V = const std::vector<Var>&;
+  return {
+      {"sum_axes_keepdim", {{2, 3, 4}}, [](V v) { return sum(v[0] * v[0], {0, 2}, true) * sum(v[0], {1}, true); }},
+      {"mean_axis", {{2, 3}}, [](V v) { Var m = mean(v[0] * v[0], {-1}); return m * m; }},
+      {"sum_all", {{3, 2}}, [](V v) { Var s = sum(tanh(v[0])); return s * s; }},
+      {"broadcast_to_sum_to", {{3, 1}}, [](V v) { return sum_to(broadcast_to(v[0], {2, 3, 4}) * broadcast_to(v[0], {2, 3, 4}), {3, 1}); }},
+      {"reshape", {{2, 6}}, [](V v) { return reshape(v[0] * v[0], {3, 4}); }},
+      {"permute", {{2, 3, 4}}, [](V v) { return permute(v[0], {2, 0, 1}) * permute(v[0], {2, 0, 1}); }},
+      {"transpose", {{2, 3}}, [](V v) { return matmul(v[0], transpose(v[0], 0, 1)); }},
+      {"concat_slice", {{2, 3}, {2, 2}}, [](V v) { Var c = concat({v[0], v[1]}, 1); return slice(c * c, 1, 1, 4); }},
+      {"slice_middle", {{4, 3}}, [](V v) { return slice(v[0], 0, 1, 3) * slice(v[0], 0, 2, 4); }},
+      {"matmul", {{3, 4}, {4, 2}}, [](V v) { return tanh(matmul(v[0], v[1])); }},
+      {"matmul_batched", {{2, 3, 4}, {2, 4, 2}}, [](V v) { return tanh(matmul(v[0], v[1])); }},
+      {"matmul_shared_b", {{2, 3, 4}, {4, 2}}, [](V v) { return tanh(matmul(v[0], v[1])); }},
+      {"linear", {{3, 4}, {2, 4}, {2}}, [](V v) { return tanh(linear(v[0], v[1], v[2])); }},
+      {"linear_no_bias", {{3, 4}, {2, 4}}, [](V v) { return tanh(linear(v[0], v[1])); }},
+      {"softmax", {{3, 4}}, [](V v) { return softmax(v[0] * 2.0f, 1); }},
+      {"softmax_axis0", {{3, 4}}, [](V v) { return softmax(v[0], 0); }},
+      {"log_softmax", {{3, 4}}, [](V v) { return log_softmax(v[0] * 2.0f, -1); }},
+      {"cross_entropy", {{4, 5}}, [](V v) { return cross_entropy(v[0] * 2.0f, {0, 3, 4, 1}); }},
+      {"mse_loss", {{3, 2}, {3, 2}}, [](V v) { return mse_loss(tanh(v[0]), v[1]); }},
+      {"dropout_fixed_mask", {{8}}, [](V v) {
+         Generator g(5);
+         return dropout(v[0] * v[0], 0.5f, true, g);
+       }},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Elementwise, SecondOrder, ::testing::ValuesIn(elementwise_cases()),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Structural, SecondOrder, ::testing::ValuesIn(structural_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace stn
