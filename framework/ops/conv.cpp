@@ -9,6 +9,7 @@
 #include "framework/error.h"
 #include "framework/kernels/conv.h"
 #include "framework/kernels/gemm.h"
+#include "framework/ops/reduce.h"
 
 #include <xsimd/memory/xsimd_aligned_allocator.hpp>
 
@@ -113,138 +114,249 @@ float* scratch(int slot, std::size_t count) {
   return buffer.data();
 }
 
+// y (N, O, OH, OW) = conv(x, w) + b (b may be null); y is overwritten.
+void forward_kernel(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
+  const int rows = s.rows(), positions = s.positions();
+  const int threads = thread_count(s);
+#pragma omp parallel num_threads(threads)
+  {
+    const int team = omp_get_num_threads();
+    const Share share = share_of(s.batch, team, omp_get_thread_num());
+    const int group = group_size(s, share.end - share.begin);
+    float* columns = scratch(0, static_cast<std::size_t>(rows) * positions * group);
+    float* block = group > 1 ? scratch(1, s.output_size() * group) : nullptr;
+    for (int n0 = share.begin; n0 < share.end; n0 += group) {
+      const int images = std::min(group, share.end - n0);
+      const int width = images * positions;  // columns of this group's matrices
+      for (int i = 0; i < images; ++i)
+        kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width, s.window,
+                        columns + i * positions, width);
+      float* out = y + n0 * s.output_size();
+      if (images == 1) {
+        // The bias goes in first, so the GEMM adds onto it (beta = 1) in one pass over out.
+        if (b)
+          for (int o = 0; o < s.out_channels; ++o)
+            std::fill(out + o * positions, out + (o + 1) * positions, b[o]);
+        // out[n] (O, OH * OW) = weight (O, C * KH * KW) x columns (C * KH * KW, OH * OW)
+        gemm(false, false, s.out_channels, positions, rows, 1.0f, w, rows, columns, positions,
+             b ? 1.0f : 0.0f, out, positions);
+        continue;
+      }
+      // block (O, images * OH * OW) = weight x columns, then each image's part to out.
+      gemm(false, false, s.out_channels, width, rows, 1.0f, w, rows, columns, width, 0.0f, block, width);
+      for (int i = 0; i < images; ++i)
+        for (int o = 0; o < s.out_channels; ++o) {
+          const float* from = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
+          float* to = out + i * s.output_size() + o * positions;
+          const float add = b ? b[o] : 0.0f;
+          for (int p = 0; p < positions; ++p) to[p] = from[p] + add;
+        }
+    }
+  }
+}
+
+// Adds the gradients whose pointers are not null, from dy (N, O, OH, OW):
+//   grad_weight (O, C, KH, KW) += dy x columns(x)^T,  grad_bias (O) += sum of dy,
+//   grad_input (N, C, H, W) += col2im(w^T x dy).
+// x is read only for the weight gradient, w only for the input gradient.
+void backward_kernel(const ConvShape& s, const float* x, const float* w, const float* dy,
+                     float* grad_input, float* grad_weight, float* grad_bias) {
+  const int rows = s.rows(), positions = s.positions();
+  const int threads = thread_count(s);
+  const std::size_t weight_size = static_cast<std::size_t>(s.out_channels) * rows;
+  // Thread 0 adds straight into the gradients; every other thread into its own partial
+  // sums (weight, then bias), added in thread order after the loop: deterministic for a
+  // given thread count.
+  const std::size_t partial_size = weight_size + s.out_channels;
+  float* partials = threads > 1 ? scratch(2, partial_size * (threads - 1)) : nullptr;
+  int team_size = 1;
+#pragma omp parallel num_threads(threads)
+  {
+    const int team = omp_get_num_threads(), t = omp_get_thread_num();
+    if (t == 0) team_size = team;
+    const Share share = share_of(s.batch, team, t);
+    const int group = group_size(s, share.end - share.begin);
+    float* columns = scratch(0, static_cast<std::size_t>(rows) * positions * group);
+    float* block = group > 1 ? scratch(1, s.output_size() * group) : nullptr;
+    float* weight_sum = grad_weight;
+    float* bias_sum = grad_bias;
+    if (t > 0) {
+      weight_sum = partials + partial_size * (t - 1);
+      bias_sum = weight_sum + weight_size;
+      std::fill(bias_sum, bias_sum + s.out_channels, 0.0f);
+    }
+    bool first = t > 0;  // a partial sum starts at the first GEMM (beta = 0)
+    for (int n0 = share.begin; n0 < share.end; n0 += group) {
+      const int images = std::min(group, share.end - n0);
+      const int width = images * positions;
+      // d out of the group as one (O, images * OH * OW) matrix.
+      const float* dy_group = dy + n0 * s.output_size();
+      if (images > 1) {
+        for (int i = 0; i < images; ++i)
+          for (int o = 0; o < s.out_channels; ++o) {
+            // A plain loop: rows are short (16 floats in the CNN's second layer), too
+            // short for a memmove call to pay.
+            const float* from = dy_group + i * s.output_size() + o * positions;
+            float* to = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
+            for (int p = 0; p < positions; ++p) to[p] = from[p];
+          }
+        dy_group = block;
+      }
+      if (grad_weight) {
+        for (int i = 0; i < images; ++i)
+          kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width,
+                          s.window, columns + i * positions, width);
+        // d weight (O, C * KH * KW) += d out x columns^T
+        gemm(false, true, s.out_channels, rows, width, 1.0f, dy_group, width, columns, width,
+             first ? 0.0f : 1.0f, weight_sum, rows);
+      }
+      first = false;
+      if (grad_bias) kernels::sum_rows_add(dy_group, s.out_channels, width, bias_sum);
+      if (grad_input) {
+        // d columns = weight^T x d out, then folded back onto each image.
+        gemm(true, false, rows, width, s.out_channels, 1.0f, w, rows, dy_group, width, 0.0f,
+             columns, width);
+        for (int i = 0; i < images; ++i)
+          kernels::col2im_add(columns + i * positions, s.channels, s.height, s.width, s.window,
+                              grad_input + (n0 + i) * s.image_size(), width);
+      }
+    }
+    // A thread without images leaves its partial weight unwritten: zero it.
+    if (t > 0 && first && grad_weight) std::fill(weight_sum, weight_sum + weight_size, 0.0f);
+  }
+  for (int t = 1; t < team_size; ++t) {
+    const float* partial = partials + partial_size * (t - 1);
+    if (grad_weight)
+      for (std::size_t i = 0; i < weight_size; ++i) grad_weight[i] += partial[i];
+    if (grad_bias)
+      for (int o = 0; o < s.out_channels; ++o) grad_bias[o] += partial[weight_size + o];
+  }
+}
+
+ConvShape shape_of_conv(const char* op, std::size_t batch, std::size_t channels, std::size_t height,
+                        std::size_t width, std::size_t out_channels, std::size_t kernel_h,
+                        std::size_t kernel_w, const Conv2dOptions& options) {
+  ConvShape s;
+  s.batch = static_cast<int>(batch);
+  s.channels = static_cast<int>(channels);
+  s.height = static_cast<int>(height);
+  s.width = static_cast<int>(width);
+  s.out_channels = static_cast<int>(out_channels);
+  s.kernel_h = static_cast<int>(kernel_h);
+  s.kernel_w = static_cast<int>(kernel_w);
+  s.window = Window2d{s.kernel_h,        s.kernel_w,        options.stride,   options.stride,
+                      options.padding,   options.padding,   options.dilation, options.dilation};
+  s.out_h = s.window.output_h(s.height);
+  s.out_w = s.window.output_w(s.width);
+  if (options.stride < 1 || options.dilation < 1 || options.padding < 0 || s.out_h <= 0 || s.out_w <= 0)
+    throw_shape_error(op, "kernel " + std::to_string(kernel_h) + "x" + std::to_string(kernel_w) +
+                              " (stride " + std::to_string(options.stride) + ", padding " +
+                              std::to_string(options.padding) + ", dilation " +
+                              std::to_string(options.dilation) + ") does not fit an input of " +
+                              std::to_string(height) + "x" + std::to_string(width));
+  return s;
+}
+
+Tensor tensor_of(std::size_t a, std::size_t b, std::size_t c, std::size_t d) { return zeros({a, b, c, d}); }
+
+void add_into(float* to, const Tensor& from) {
+  for (std::size_t i = 0; i < from.size(); ++i) to[i] += from.data()[i];
+}
+
+Tensor forward_value(const ConvShape& s, const float* x, const float* w, const float* b) {
+  Tensor y = empty({static_cast<std::size_t>(s.batch), static_cast<std::size_t>(s.out_channels),
+                    static_cast<std::size_t>(s.out_h), static_cast<std::size_t>(s.out_w)});
+  forward_kernel(s, x, w, b, y.data());
+  return y;
+}
+
+void check_gradient_shape(const char* op, const ConvShape& s, const Var& grad_output) {
+  const Shape expected = {static_cast<std::size_t>(s.batch), static_cast<std::size_t>(s.out_channels),
+                          static_cast<std::size_t>(s.out_h), static_cast<std::size_t>(s.out_w)};
+  if (grad_output.shape() != expected)
+    throw_shape_error(op, "output gradient " + shape_string(grad_output.value()) + " does not match the convolution's output " +
+                              shape_string(expected));
+}
+
 }  // namespace
 
 Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options) {
   const ConvShape s = check_conv2d(input, weight, bias, options);
-  const int rows = s.rows(), positions = s.positions();
-  Tensor output = empty({static_cast<std::size_t>(s.batch), static_cast<std::size_t>(s.out_channels),
-                         static_cast<std::size_t>(s.out_h), static_cast<std::size_t>(s.out_w)});
-  {
-    const float* x = input.value().data();
-    const float* w = weight.value().data();
-    const float* b = bias.valid() ? bias.value().data() : nullptr;
-    float* y = output.data();
-    const int threads = thread_count(s);
-#pragma omp parallel num_threads(threads)
-    {
-      const int team = omp_get_num_threads();
-      const Share share = share_of(s.batch, team, omp_get_thread_num());
-      const int group = group_size(s, share.end - share.begin);
-      float* columns = scratch(0, static_cast<std::size_t>(rows) * positions * group);
-      float* block = group > 1 ? scratch(1, s.output_size() * group) : nullptr;
-      for (int n0 = share.begin; n0 < share.end; n0 += group) {
-        const int images = std::min(group, share.end - n0);
-        const int width = images * positions;  // columns of this group's matrices
-        for (int i = 0; i < images; ++i)
-          kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width, s.window,
-                          columns + i * positions, width);
-        float* out = y + n0 * s.output_size();
-        if (images == 1) {
-          // The bias goes in first, so the GEMM adds onto it (beta = 1) in one pass over out.
-          if (b)
-            for (int o = 0; o < s.out_channels; ++o)
-              std::fill(out + o * positions, out + (o + 1) * positions, b[o]);
-          // out[n] (O, OH * OW) = weight (O, C * KH * KW) x columns (C * KH * KW, OH * OW)
-          gemm(false, false, s.out_channels, positions, rows, 1.0f, w, rows, columns, positions,
-               b ? 1.0f : 0.0f, out, positions);
-          continue;
-        }
-        // block (O, images * OH * OW) = weight x columns, then each image's part to out.
-        gemm(false, false, s.out_channels, width, rows, 1.0f, w, rows, columns, width, 0.0f, block, width);
-        for (int i = 0; i < images; ++i)
-          for (int o = 0; o < s.out_channels; ++o) {
-            const float* from = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
-            float* to = out + i * s.output_size() + o * positions;
-            const float add = b ? b[o] : 0.0f;
-            for (int p = 0; p < positions; ++p) to[p] = from[p] + add;
-          }
-      }
-    }
-  }
+  Tensor output = forward_value(s, input.value().data(), weight.value().data(),
+                                bias.valid() ? bias.value().data() : nullptr);
   std::vector<Var> inputs = {input, weight};
   if (bias.valid()) inputs.push_back(bias);
   // Nothing is saved: the backward recomputes each image's columns from the input (a copy,
   // 5-10% of the layer's time) instead of keeping C * KH * KW * OH * OW floats per image:
   // for the CNN's first layer 2.5x its output, 33 MB per batch of 256.
   return input.tape().record(
-      "conv2d", inputs, std::move(output), [s](const BackwardContext& ctx) {
-        const int rows = s.rows(), positions = s.positions();
-        const float* x = ctx.input(0).data();
-        const float* w = ctx.input(1).data();
-        const float* dy = ctx.grad_output.data();
-        Tensor* grad_input = ctx.grad(0);
-        Tensor* grad_weight = ctx.grad(1);
-        Tensor* grad_bias = ctx.grads.size() > 2 ? ctx.grad(2) : nullptr;
-        const int threads = thread_count(s);
-        const std::size_t weight_size = static_cast<std::size_t>(s.out_channels) * rows;
-        // Thread 0 adds straight into the gradients; every other thread into its own partial
-        // sums (weight, then bias), added in thread order after the loop: deterministic for a
-        // given thread count.
-        const std::size_t partial_size = weight_size + s.out_channels;
-        float* partials = threads > 1 ? scratch(2, partial_size * (threads - 1)) : nullptr;
-        int team_size = 1;
-#pragma omp parallel num_threads(threads)
-        {
-          const int team = omp_get_num_threads(), t = omp_get_thread_num();
-          if (t == 0) team_size = team;
-          const Share share = share_of(s.batch, team, t);
-          const int group = group_size(s, share.end - share.begin);
-          float* columns = scratch(0, static_cast<std::size_t>(rows) * positions * group);
-          float* block = group > 1 ? scratch(1, s.output_size() * group) : nullptr;
-          float* weight_sum = grad_weight ? grad_weight->data() : nullptr;
-          float* bias_sum = grad_bias ? grad_bias->data() : nullptr;
-          if (t > 0) {
-            weight_sum = partials + partial_size * (t - 1);
-            bias_sum = weight_sum + weight_size;
-            std::fill(bias_sum, bias_sum + s.out_channels, 0.0f);
-          }
-          bool first = t > 0;  // a partial sum starts at the first GEMM (beta = 0)
-          for (int n0 = share.begin; n0 < share.end; n0 += group) {
-            const int images = std::min(group, share.end - n0);
-            const int width = images * positions;
-            // d out of the group as one (O, images * OH * OW) matrix.
-            const float* dy_group = dy + n0 * s.output_size();
-            if (images > 1) {
-              for (int i = 0; i < images; ++i)
-                for (int o = 0; o < s.out_channels; ++o) {
-                  // A plain loop: rows are short (16 floats in the CNN's second layer), too
-                  // short for a memmove call to pay.
-                  const float* from = dy_group + i * s.output_size() + o * positions;
-                  float* to = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
-                  for (int p = 0; p < positions; ++p) to[p] = from[p];
-                }
-              dy_group = block;
-            }
-            if (grad_weight) {
-              for (int i = 0; i < images; ++i)
-                kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width,
-                                s.window, columns + i * positions, width);
-              // d weight (O, C * KH * KW) += d out x columns^T
-              gemm(false, true, s.out_channels, rows, width, 1.0f, dy_group, width, columns, width,
-                   first ? 0.0f : 1.0f, weight_sum, rows);
-            }
-            first = false;
-            if (grad_bias) kernels::sum_rows_add(dy_group, s.out_channels, width, bias_sum);
-            if (grad_input) {
-              // d columns = weight^T x d out, then folded back onto each image.
-              gemm(true, false, rows, width, s.out_channels, 1.0f, w, rows, dy_group, width, 0.0f,
-                   columns, width);
-              for (int i = 0; i < images; ++i)
-                kernels::col2im_add(columns + i * positions, s.channels, s.height, s.width, s.window,
-                                    grad_input->data() + (n0 + i) * s.image_size(), width);
-            }
-          }
-          // A thread without images leaves its partial weight unwritten: zero it.
-          if (t > 0 && first && grad_weight) std::fill(weight_sum, weight_sum + weight_size, 0.0f);
-        }
-        for (int t = 1; t < team_size; ++t) {
-          const float* partial = partials + partial_size * (t - 1);
-          if (grad_weight)
-            for (std::size_t i = 0; i < weight_size; ++i) grad_weight->data()[i] += partial[i];
-          if (grad_bias)
-            for (int o = 0; o < s.out_channels; ++o) grad_bias->data()[o] += partial[weight_size + o];
-        }
+      "conv2d", inputs, std::move(output),
+      [s](const BackwardContext& ctx) {
+        auto data = [&](std::size_t k) { return k < ctx.grads.size() && ctx.grad(k) ? ctx.grad(k)->data() : nullptr; };
+        backward_kernel(s, ctx.input(0).data(), ctx.input(1).data(), ctx.grad_output.data(), data(0),
+                        data(1), data(2));
+      },
+      [s, options](const VjpContext& ctx) {
+        const Var& g = ctx.grad_output;
+        std::vector<Var> grads(ctx.inputs.size());
+        if (ctx.needed(0)) grads[0] = conv2d_input_grad(g, ctx.input(1), s.height, s.width, options);
+        if (ctx.needed(1)) grads[1] = conv2d_weight_grad(ctx.input(0), g, s.kernel_h, s.kernel_w, options);
+        if (grads.size() > 2 && ctx.needed(2)) grads[2] = sum(g, {0, 2, 3});
+        return grads;
+      });
+}
+
+Var conv2d_input_grad(Var grad_output, Var weight, std::size_t height, std::size_t width,
+                      const Conv2dOptions& options) {
+  const char* op = "conv2d_input_grad";
+  if (grad_output.ndim() != 4 || weight.ndim() != 4)
+    throw_shape_error(op, "expected grad_output [N, O, OH, OW] and weight [O, C, KH, KW], got " +
+                              shape_string(grad_output.value()) + " and " + shape_string(weight.value()));
+  const ConvShape s = shape_of_conv(op, grad_output.dim(0), weight.dim(1), height, width, weight.dim(0),
+                                    weight.dim(2), weight.dim(3), options);
+  check_gradient_shape(op, s, grad_output);
+  Tensor value = tensor_of(s.batch, s.channels, height, width);
+  backward_kernel(s, nullptr, weight.value().data(), grad_output.value().data(), value.data(), nullptr, nullptr);
+  // Linear in both inputs: d/d grad_output is conv2d with the same weight, d/d weight is the
+  // weight gradient of the incoming gradient (as an input) against grad_output.
+  return grad_output.tape().record(
+      op, {grad_output, weight}, std::move(value),
+      [s](const BackwardContext& ctx) {
+        const float* r = ctx.grad_output.data();
+        if (Tensor* dg = ctx.grad(0)) add_into(dg->data(), forward_value(s, r, ctx.input(1).data(), nullptr));
+        if (Tensor* dw = ctx.grad(1)) backward_kernel(s, r, nullptr, ctx.input(0).data(), nullptr, dw->data(), nullptr);
+      },
+      [s, options](const VjpContext& ctx) {
+        const Var& r = ctx.grad_output;
+        return std::vector<Var>{
+            ctx.needed(0) ? conv2d(r, ctx.input(1), Var{}, options) : Var{},
+            ctx.needed(1) ? conv2d_weight_grad(r, ctx.input(0), s.kernel_h, s.kernel_w, options) : Var{}};
+      });
+}
+
+Var conv2d_weight_grad(Var input, Var grad_output, std::size_t kernel_h, std::size_t kernel_w,
+                       const Conv2dOptions& options) {
+  const char* op = "conv2d_weight_grad";
+  if (input.ndim() != 4 || grad_output.ndim() != 4)
+    throw_shape_error(op, "expected input [N, C, H, W] and grad_output [N, O, OH, OW], got " +
+                              shape_string(input.value()) + " and " + shape_string(grad_output.value()));
+  const ConvShape s = shape_of_conv(op, input.dim(0), input.dim(1), input.dim(2), input.dim(3),
+                                    grad_output.dim(1), kernel_h, kernel_w, options);
+  check_gradient_shape(op, s, grad_output);
+  Tensor value = tensor_of(s.out_channels, s.channels, kernel_h, kernel_w);
+  backward_kernel(s, input.value().data(), nullptr, grad_output.value().data(), nullptr, value.data(), nullptr);
+  return input.tape().record(
+      op, {input, grad_output}, std::move(value),
+      [s](const BackwardContext& ctx) {
+        const float* r = ctx.grad_output.data();  // weight-shaped
+        if (Tensor* dx = ctx.grad(0)) backward_kernel(s, nullptr, r, ctx.input(1).data(), dx->data(), nullptr, nullptr);
+        if (Tensor* dg = ctx.grad(1)) add_into(dg->data(), forward_value(s, ctx.input(0).data(), r, nullptr));
+      },
+      [s, options](const VjpContext& ctx) {
+        const Var& r = ctx.grad_output;
+        return std::vector<Var>{
+            ctx.needed(0) ? conv2d_input_grad(ctx.input(1), r, s.height, s.width, options) : Var{},
+            ctx.needed(1) ? conv2d(ctx.input(0), r, Var{}, options) : Var{}};
       });
 }
 

@@ -17,6 +17,8 @@
 // saves nothing for the backward, which recomputes the columns.
 #pragma once
 
+#include <cstddef>
+
 #include "framework/tape.h"
 
 namespace stn {
@@ -30,5 +32,17 @@ struct Conv2dOptions {
 // Throws ShapeError naming the shapes when the channels disagree, the window does not fit
 // (output size <= 0), or stride / dilation are not positive, padding negative.
 Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options = {});
+
+// The two halves of conv2d's backward as ops, so that a convolution can be differentiated
+// more than once (each is linear in both its inputs, and their backwards are conv2d and each
+// other):
+//   conv2d_input_grad(dy [N, O, OH, OW], weight [O, C, KH, KW], H, W) -> [N, C, H, W]
+//     (a transposed convolution: col2im(weight^T x dy); H and W are needed because a stride
+//     > 1 maps several input sizes to one output size)
+//   conv2d_weight_grad(input [N, C, H, W], dy [N, O, OH, OW], KH, KW) -> [O, C, KH, KW]
+Var conv2d_input_grad(Var grad_output, Var weight, std::size_t height, std::size_t width,
+                      const Conv2dOptions& options = {});
+Var conv2d_weight_grad(Var input, Var grad_output, std::size_t kernel_h, std::size_t kernel_w,
+                       const Conv2dOptions& options = {});
 
 }  // namespace stn

@@ -61,6 +61,70 @@ bool worth_threads(const PoolShape& s) {
   return static_cast<double>(s.planes()) * s.height * s.width >= 64.0 * 1024;
 }
 
+using Indices = std::shared_ptr<const std::vector<std::int32_t>>;
+
+Var pool_scatter(Var grad_output, const PoolShape& s, const Indices& argmax);
+
+// y[p, o] = x[p, argmax[p, o]]: max pooling with the choice fixed, linear in x; its backward
+// is the scatter below, and the scatter's is this gather.
+Var pool_gather(Var input, const PoolShape& s, const Indices& argmax) {
+  Tensor output = empty(s.output_shape());
+  const std::size_t in_plane = plane_size(s.height, s.width), out_plane = plane_size(s.out_h, s.out_w);
+  const float* x = input.value().data();
+  for (int p = 0; p < s.planes(); ++p)
+    for (std::size_t o = 0; o < out_plane; ++o)
+      output.data()[p * out_plane + o] = x[p * in_plane + (*argmax)[p * out_plane + o]];
+  return input.tape().record(
+      "max_pool2d_gather", {input}, std::move(output),
+      [s, argmax, in_plane, out_plane](const BackwardContext& ctx) {
+        for (int p = 0; p < s.planes(); ++p)
+          kernels::max_pool2d_backward_add(ctx.grad_output.data() + p * out_plane, argmax->data() + p * out_plane, 1,
+                                           s.height, s.width, s.window, ctx.grad(0)->data() + p * in_plane);
+      },
+      [s, argmax](const VjpContext& ctx) { return std::vector<Var>{pool_scatter(ctx.grad_output, s, argmax)}; });
+}
+
+// dx[p, argmax[p, o]] += dy[p, o]: max pooling's backward as an op.
+Var pool_scatter(Var grad_output, const PoolShape& s, const Indices& argmax) {
+  Tensor dx = zeros({static_cast<std::size_t>(s.batch), static_cast<std::size_t>(s.channels),
+                     static_cast<std::size_t>(s.height), static_cast<std::size_t>(s.width)});
+  const std::size_t in_plane = plane_size(s.height, s.width), out_plane = plane_size(s.out_h, s.out_w);
+  for (int p = 0; p < s.planes(); ++p)
+    kernels::max_pool2d_backward_add(grad_output.value().data() + p * out_plane, argmax->data() + p * out_plane, 1,
+                                     s.height, s.width, s.window, dx.data() + p * in_plane);
+  return grad_output.tape().record(
+      "max_pool2d_scatter", {grad_output}, std::move(dx),
+      [s, argmax, in_plane, out_plane](const BackwardContext& ctx) {
+        const float* r = ctx.grad_output.data();
+        float* dg = ctx.grad(0)->data();
+        for (int p = 0; p < s.planes(); ++p)
+          for (std::size_t o = 0; o < out_plane; ++o)
+            dg[p * out_plane + o] += r[p * in_plane + (*argmax)[p * out_plane + o]];
+      },
+      [s, argmax](const VjpContext& ctx) { return std::vector<Var>{pool_gather(ctx.grad_output, s, argmax)}; });
+}
+
+// Average pooling's backward as an op (linear in dy); its own backward is avg_pool2d.
+Var avg_pool2d_backward(Var grad_output, const PoolShape& s, const Pool2dOptions& options) {
+  Tensor dx = zeros({static_cast<std::size_t>(s.batch), static_cast<std::size_t>(s.channels),
+                     static_cast<std::size_t>(s.height), static_cast<std::size_t>(s.width)});
+  const std::size_t in_plane = plane_size(s.height, s.width), out_plane = plane_size(s.out_h, s.out_w);
+  for (int p = 0; p < s.planes(); ++p)
+    kernels::avg_pool2d_backward_add(grad_output.value().data() + p * out_plane, 1, s.height, s.width, s.window,
+                                     dx.data() + p * in_plane);
+  return grad_output.tape().record(
+      "avg_pool2d_backward", {grad_output}, std::move(dx),
+      [s, in_plane, out_plane](const BackwardContext& ctx) {
+        Tensor pooled = empty(s.output_shape());
+        for (int p = 0; p < s.planes(); ++p)
+          kernels::avg_pool2d_forward(ctx.grad_output.data() + p * in_plane, 1, s.height, s.width, s.window,
+                                      pooled.data() + p * out_plane);
+        float* dg = ctx.grad(0)->data();
+        for (std::size_t i = 0; i < pooled.size(); ++i) dg[i] += pooled.data()[i];
+      },
+      [options](const VjpContext& ctx) { return std::vector<Var>{avg_pool2d(ctx.grad_output, options)}; });
+}
+
 }  // namespace
 
 Var max_pool2d(Var input, const Pool2dOptions& options) {
@@ -87,6 +151,9 @@ Var max_pool2d(Var input, const Pool2dOptions& options) {
           kernels::max_pool2d_backward_add(dy + p * out_plane, argmax->data() + p * out_plane, 1,
                                            s.height, s.width, s.window, dx + p * in_plane);
       },
+      [s, argmax](const VjpContext& ctx) {
+        return std::vector<Var>{pool_scatter(ctx.grad_output, s, argmax)};
+      },
       saved);
 }
 
@@ -109,6 +176,9 @@ Var avg_pool2d(Var input, const Pool2dOptions& options) {
         for (int p = 0; p < s.planes(); ++p)
           kernels::avg_pool2d_backward_add(dy + p * out_plane, 1, s.height, s.width, s.window,
                                            dx + p * in_plane);
+      },
+      [s, options](const VjpContext& ctx) {
+        return std::vector<Var>{avg_pool2d_backward(ctx.grad_output, s, options)};
       });
 }
 

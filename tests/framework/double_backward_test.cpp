@@ -6,6 +6,8 @@
 #include <string>
 
 #include "framework/gradcheck.h"
+#include "framework/ops/conv.h"
+#include "framework/ops/pool.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/linalg.h"
 #include "framework/ops/loss.h"
@@ -131,6 +133,32 @@ std::vector<OpCase> structural_cases() {
   };
 }
 
+std::vector<OpCase> conv_pool_cases() {
+  using V = const std::vector<Var>&;
+  return {
+      {"conv2d", {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, [](V v) { return tanh(conv2d(v[0], v[1], v[2])); }},
+      {"conv2d_stride_padding", {{1, 2, 6, 5}, {2, 2, 3, 2}}, [](V v) {
+         return tanh(conv2d(v[0], v[1], Var{}, {.stride = 2, .padding = 1}));
+       }},
+      {"conv2d_dilation", {{1, 1, 6, 6}, {2, 1, 2, 2}, {2}}, [](V v) {
+         Var y = conv2d(v[0], v[1], v[2], {.dilation = 2});
+         return y * y;
+       }},
+      {"conv2d_input_grad", {{1, 3, 3, 3}, {3, 2, 2, 2}}, [](V v) {
+         return tanh(conv2d_input_grad(v[0], v[1], 5, 4, {.stride = 2, .padding = 1}));
+       }},
+      {"conv2d_weight_grad", {{2, 2, 4, 4}, {2, 3, 2, 3}}, [](V v) {
+         return tanh(conv2d_weight_grad(v[0], v[1], 3, 2));
+       }},
+      {"max_pool2d", {{2, 2, 4, 4}}, [](V v) { Var y = max_pool2d(v[0] * v[0]); return y * y; }, 0.1f, 1.0f},
+      {"max_pool2d_overlapping", {{1, 2, 5, 5}}, [](V v) { return tanh(max_pool2d(v[0], {.kernel = 3, .stride = 2, .padding = 1})) * 2.0f; }},
+      {"avg_pool2d", {{2, 2, 4, 6}}, [](V v) { Var y = avg_pool2d(v[0]); return y * y; }},
+      {"avg_pool2d_padding", {{1, 2, 5, 5}}, [](V v) { return tanh(avg_pool2d(v[0] * v[0], {.kernel = 3, .stride = 2, .padding = 1})); }},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(ConvPool, SecondOrder, ::testing::ValuesIn(conv_pool_cases()),
+                         [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(Elementwise, SecondOrder, ::testing::ValuesIn(elementwise_cases()),
                          [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(Structural, SecondOrder, ::testing::ValuesIn(structural_cases()),
