@@ -1,6 +1,7 @@
 // Everything a model needs from the engine, in one include.
 #pragma once
 
+#include "framework/autodiff.h"
 #include "framework/error.h"
 #include "framework/ops/conv.h"
 #include "framework/ops/elementwise.h"
