@@ -1,6 +1,7 @@
 #include "experiments/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -74,7 +75,10 @@ void write_checkpoint(const std::string& run_dir, const Module& model, Optimizer
                     {"iteration", std::to_string(state.iteration)},
                     {"optimizer_steps", std::to_string(optimizer.steps_taken())},
                     {"train_seconds", fmt::format("{:.17g}", state.train_seconds)},
-                    {"default_generator", generator_state.str()}});
+                    {"default_generator", generator_state.str()},
+                    {"window_loss", fmt::format("{:.17g}", state.window ? state.window->loss_sum : 0.0)},
+                    {"window_correct", std::to_string(state.window ? state.window->correct : 0)},
+                    {"window_samples", std::to_string(state.window ? state.window->samples : 0)}});
   save_parameters(stem + ".safetensors", model, {{"iteration", std::to_string(state.iteration)}});
   const std::vector<std::size_t> iterations = checkpoint_iterations(run_dir);
   for (std::size_t k = keep; k < iterations.size(); ++k) {
@@ -103,6 +107,10 @@ std::optional<CheckpointState> load_newest_checkpoint(const std::string& run_dir
         const Tensor* saved = state.find(name);
         if (!saved || shape_of(*saved) != shape_of(*tensor))
           throw DataError(state_path + ": optimizer tensor '" + name + "' is missing or has another shape");
+        for (std::size_t i = 0; i < saved->size(); ++i)
+          if (!std::isfinite(saved->data()[i]))
+            throw DataError(fmt::format("{}: optimizer tensor '{}' holds {} at element {}", state_path, name,
+                                        std::isnan(saved->data()[i]) ? "a NaN" : "an infinity", i));
       }
       std::istringstream generator_state(state.metadata["default_generator"]);
       std::mt19937_64 engine;
@@ -115,11 +123,25 @@ std::optional<CheckpointState> load_newest_checkpoint(const std::string& run_dir
       } catch (const std::exception&) {
         throw DataError(state_path + ": unreadable train_seconds");
       }
+      std::optional<MetricsWindow> window;
+      if (state.metadata.count("window_loss")) {
+        MetricsWindow w;
+        try {
+          std::size_t used = 0;
+          w.loss_sum = std::stod(state.metadata["window_loss"], &used);
+          if (used != state.metadata["window_loss"].size() || !std::isfinite(w.loss_sum)) throw std::invalid_argument("");
+        } catch (const std::exception&) {
+          throw DataError(state_path + ": unreadable window_loss");
+        }
+        w.correct = parse_count(state.metadata, "window_correct", state_path);
+        w.samples = parse_count(state.metadata, "window_samples", state_path);
+        window = w;
+      }
       load_parameters(stem + ".safetensors", model);  // validates everything before changing the model
       for (auto& [name, tensor] : slots) *tensor = *state.find(name);
       optimizer.set_steps_taken(optimizer_steps);
       default_generator().engine() = engine;
-      return CheckpointState{iteration, seconds};
+      return CheckpointState{iteration, seconds, window};
     } catch (const std::exception& e) {
       std::fprintf(stderr, "warning: checkpoint of iteration %zu is unusable: %s; trying the previous one\n",
                    iteration, e.what());

@@ -3,9 +3,19 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <limits>
+#include <sstream>
+#include <stdexcept>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "framework/io/atomic_file.h"
 #include "framework/io/png.h"
 #include "layers/spatial_transformer.h"
 
@@ -149,10 +159,67 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
   return true;
 }
 
+namespace {
+
+// Runs `gnuplot SCRIPT` in `directory` (no shell: the arguments go to execve as they are)
+// and returns its exit status; -1 when gnuplot is not installed. The last lines gnuplot
+// wrote to stderr go into `messages`.
+int run_gnuplot(const std::string& directory, const std::string& script, std::string& messages) {
+  int pipe_ends[2];
+  if (::pipe2(pipe_ends, O_CLOEXEC) != 0) throw std::runtime_error(std::string("cannot create a pipe for gnuplot: ") + std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, directory.c_str());
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], 2);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);  // stn ignores it; gnuplot should not inherit that
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
+  std::string program = "gnuplot", argument = script;
+  char* argv[] = {program.data(), argument.data(), nullptr};
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, "gnuplot", &actions, &attributes, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  ::close(pipe_ends[1]);
+  if (spawned != 0) {
+    ::close(pipe_ends[0]);
+    if (spawned == ENOENT) return -1;
+    throw std::runtime_error(std::string("cannot run gnuplot: ") + std::strerror(spawned));
+  }
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(pipe_ends[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    messages.append(buffer, static_cast<std::size_t>(n));
+    if (messages.size() > 16384) messages.erase(0, messages.size() - 4096);
+  }
+  ::close(pipe_ends[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw std::runtime_error(std::string("cannot wait for gnuplot: ") + std::strerror(errno));
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+std::string last_line(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  const std::size_t newline = text.find_last_of('\n');
+  return newline == std::string::npos ? text : text.substr(newline + 1);
+}
+
+}  // namespace
+
 bool write_training_curves(const std::string& run_dir) {
-  std::ifstream metrics(run_dir + "/metrics.jsonl");
-  if (!metrics) return false;
-  std::ofstream loss_data(run_dir + "/curves_loss.dat"), error_data(run_dir + "/curves_error.dat");
+  const std::string metrics_path = run_dir + "/metrics.jsonl";
+  std::istringstream metrics(read_file(metrics_path));
+  std::ostringstream loss_data, error_data;
   std::string line;
   double last_iteration = 0.0;
   std::string error_name = "test";  // a --validation run plots its validation error
@@ -167,27 +234,49 @@ bool write_training_curves(const std::string& run_dir) {
       error_data << j["iter"] << " " << j["validation_error"] << "\n";
     }
   }
-  loss_data.close();
-  error_data.close();
-  const std::string script = run_dir + "/curves.gp";
-  std::ofstream gp(script);
+  write_file_atomically(run_dir + "/curves_loss.dat", loss_data.str());
+  write_file_atomically(run_dir + "/curves_error.dat", error_data.str());
+  // gnuplot runs in the run directory, so the script names no path a user chose: a quote in
+  // --out cannot end a gnuplot string (gnuplot has system() too). It draws into a temporary
+  // file that is checked and then moved over curves.png.
+  const std::string temporary = ".curves.png.tmp-" + std::to_string(::getpid()) + "-0";
+  std::ostringstream gp;
   gp << "set terminal pngcairo size 900,420 noenhanced\n"
-     << "set output '" << run_dir << "/curves.png'\n"
+     << "set output '" << temporary << "'\n"
      << "set multiplot layout 1,2\n"
      << "set xlabel 'iteration'\nset xtics " << iteration_tic_step(last_iteration) << "\n"
      << "set grid\nset ylabel 'training loss'\nset logscale y\n"
-     << "plot '" << run_dir << "/curves_loss.dat' using 1:2 with lines lw 2 title 'loss'\n"
+     << "plot 'curves_loss.dat' using 1:2 with lines lw 2 title 'loss'\n"
      << "unset logscale y\nset ylabel '" << error_name << " error (%)'\n"
-     << "plot '" << run_dir << "/curves_error.dat' using 1:2 with linespoints lw 2 pt 7 title '" << error_name
-     << " error'\n"
-     << "unset multiplot\n";
-  gp.close();
-  const std::string command = "gnuplot '" + script + "' 2>/dev/null";
-  if (std::system(command.c_str()) != 0) {
-    std::fprintf(stderr, "note: curves.png not drawn (gnuplot missing or failed; data in %s/curves_*.dat)\n",
+     << "plot 'curves_error.dat' using 1:2 with linespoints lw 2 pt 7 title '" << error_name << " error'\n"
+     << "unset multiplot\nset output\n";
+  write_file_atomically(run_dir + "/curves.gp", gp.str());
+  const std::string temporary_path = run_dir + "/" + temporary;
+  struct Remove {
+    const std::string& path;
+    ~Remove() { ::unlink(path.c_str()); }
+  } remove_temporary{temporary_path};
+  std::string messages;
+  const int status = run_gnuplot(run_dir, "curves.gp", messages);
+  if (status == -1) {
+    std::fprintf(stderr, "note: curves.png not drawn: gnuplot is not installed (the data is in %s/curves_*.dat)\n",
                  run_dir.c_str());
     return false;
   }
+  const std::string png_path = run_dir + "/curves.png";
+  if (status != 0)
+    throw std::runtime_error(png_path + ": gnuplot failed (exit status " + std::to_string(status) + ")" +
+                             (messages.empty() ? "" : ": " + last_line(messages)));
+  // gnuplot's cairo terminal does not report a failed write: check that a whole PNG came out.
+  std::string bytes;
+  try {
+    bytes = read_file(temporary_path);
+    read_image(temporary_path);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(png_path + ": gnuplot exited 0 but wrote no complete PNG (" + e.what() + ")" +
+                             (messages.empty() ? "" : "; gnuplot said: " + last_line(messages)));
+  }
+  write_file_atomically(png_path, bytes);
   return true;
 }
 

@@ -26,7 +26,10 @@ nlohmann::json transformer_health(const Module& model);
 bool write_transformer_figure(Module& model, const Dataset& test, std::size_t count, const std::string& path);
 
 // Loss and test error against iterations, from run_dir/metrics.jsonl, drawn by gnuplot into
-// run_dir/curves.png. Returns false (and says why on stderr) if gnuplot is missing.
+// run_dir/curves.png. gnuplot runs without a shell, in run_dir, from a script that names no
+// user-chosen path. Returns false (and says why on stderr) if gnuplot is not installed;
+// throws std::runtime_error naming the file when gnuplot fails, writes no complete PNG, or a
+// write fails.
 bool write_training_curves(const std::string& run_dir);
 
 }  // namespace stn::cli

@@ -6,8 +6,12 @@
 //   stn data    write a grid of a dataset's training samples
 //   stn table   collect finished runs into the paper's Table 1
 // Every subcommand prints, as its last stdout line, one JSON object with its result.
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <optional>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -26,6 +30,12 @@ namespace {
 
 using stn::cli::TrainConfig;
 
+// The last stdout line. A path that is not UTF-8 is refused before the work starts; the
+// replacement here only keeps a stray byte from failing a finished command.
+void print_result(const nlohmann::json& result) {
+  fmt::print("{}\n", result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
 // CLI11 would wrap "-1" into a huge unsigned count: refuse a sign before the conversion.
 const CLI::Validator kNonNegative(
     [](std::string& value) {
@@ -43,7 +53,9 @@ struct TrainCommand {
   TrainConfig flags;
   std::string preset = "none";
   std::string resume;
+  bool overwrite = false;
   CLI::Option* preset_option = nullptr;
+  CLI::Option* resume_option = nullptr;
   std::vector<Override> overrides;
 
   template <class T>
@@ -66,6 +78,7 @@ struct TrainCommand {
   // A resumed run keeps the config it started with; a flag that would change it is refused,
   // not silently dropped.
   void check_resume_flags() const {
+    if (overwrite) throw std::invalid_argument("--overwrite starts a new run; it cannot be given with --resume");
     if (preset_option->count() > 0)
       throw std::invalid_argument("--resume continues the run with its own config; --preset cannot be given with it");
     for (const Override& o : overrides) {
@@ -82,6 +95,9 @@ struct TrainCommand {
     TrainConfig config = stn::cli::preset_config(preset, dataset);
     for (const Override& o : overrides)
       if (o.option->count() > 0) o.apply(config);
+    // 0 would mean "not given" (one epoch) to the config: refused when it is given.
+    if (given("--iters") && flags.iters == 0) throw std::invalid_argument("--iters must be at least 1");
+    if (given("--epochs") && flags.epochs == 0) throw std::invalid_argument("--epochs must be at least 1");
     // --epochs and --iters replace each other.
     if (given("--epochs") && !given("--iters")) config.iters = 0;
     return config;
@@ -117,15 +133,20 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   train.option(c, "--checkpoint-every", &TrainConfig::checkpoint_every, "Iterations between checkpoints under RUN/checkpoints/ (default 500; one is always written at the end)");
   train.option(c, "--keep-checkpoints", &TrainConfig::keep_checkpoints, "How many of the newest checkpoints to keep (default 3)");
   train.flag(c, "--anomaly", &TrainConfig::anomaly, "Check every tape entry for NaN/Inf and stop at the op that made one");
-  c->add_option("--resume", train.resume, "Continue the run in this directory from its newest valid checkpoint (its config is reused; --threads and a larger --iters may be given)");
+  train.resume_option = c->add_option("--resume", train.resume, "Continue the run in this directory from its newest valid checkpoint (its config is reused; --threads and a larger --iters may be given)");
+  c->add_flag("--overwrite", train.overwrite, "Delete the run already in --out (only the files stn writes there) and start afresh");
   c->callback([&train]() {
-    if (!train.resume.empty()) {
+    if (train.resume_option->count() > 0) {
+      // An unset shell variable gives "": never a fresh default run in its place.
+      if (train.resume.empty()) throw std::invalid_argument("--resume needs a run directory, got an empty string");
       train.check_resume_flags();
       const TrainConfig given = train.resolve();
-      fmt::print("{}\n", stn::cli::resume_training(train.resume, given.threads, given.iters).dump());
+      const std::optional<int> threads = train.given("--threads") ? std::optional<int>(given.threads) : std::nullopt;
+      const std::optional<std::size_t> iters = train.given("--iters") ? std::optional<std::size_t>(given.iters) : std::nullopt;
+      print_result(stn::cli::resume_training(train.resume, threads, iters));
       return;
     }
-    fmt::print("{}\n", stn::cli::run_training(train.resolve()).dump());
+    print_result(stn::cli::run_training(train.resolve(), train.overwrite));
   });
 }
 
@@ -134,7 +155,7 @@ void add_eval_command(CLI::App& app, std::string& run_directory, int& threads) {
   eval->add_option("--run", run_directory, "Run directory written by stn train")->required();
   eval->add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
   eval->callback([&run_directory, &threads]() {
-    fmt::print("{}\n", stn::cli::run_evaluation(run_directory, threads).dump());
+    print_result(stn::cli::run_evaluation(run_directory, threads));
   });
 }
 
@@ -155,7 +176,7 @@ void add_warp_command(CLI::App& app, stn::cli::WarpConfig& config) {
   warp->add_option("--padding", config.padding, "zeros | border")->capture_default_str();
   warp->add_flag("--nearest", config.nearest, "Nearest-neighbour sampling instead of bilinear");
   warp->add_flag("--print-theta", config.print_theta, "Print the composed affine matrix");
-  warp->callback([&config]() { fmt::print("{}\n", stn::cli::run_warp(config).dump()); });
+  warp->callback([&config]() { print_result(stn::cli::run_warp(config)); });
 }
 
 struct SmallCommands {
@@ -168,7 +189,7 @@ struct SmallCommands {
 void add_small_commands(CLI::App& app, SmallCommands& s) {
   CLI::App* models = app.add_subcommand("models", "List a dataset's models: layers and parameter counts");
   models->add_option("--dataset", s.dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add")->capture_default_str();
-  models->callback([&s]() { fmt::print("{}\n", stn::cli::run_models(s.dataset).dump()); });
+  models->callback([&s]() { print_result(stn::cli::run_models(s.dataset)); });
 
   CLI::App* data = app.add_subcommand("data", "Write a grid of a dataset's training samples to a PNG");
   data->add_option("--dataset", s.dataset, "Dataset: mnist | fashion | r | rts | p | e | tc | add")->capture_default_str();
@@ -176,17 +197,20 @@ void add_small_commands(CLI::App& app, SmallCommands& s) {
   data->add_option("--out", s.output, "Output PNG")->capture_default_str();
   data->add_option("--count", s.count, "Samples")->capture_default_str()->check(kNonNegative);
   data->add_option("--seed", s.seed, "Seed")->capture_default_str()->check(kNonNegative);
-  data->callback([&s]() { fmt::print("{}\n", stn::cli::run_data(s.dataset, s.data_dir, s.output, s.count, s.seed).dump()); });
+  data->callback([&s]() { print_result(stn::cli::run_data(s.dataset, s.data_dir, s.output, s.count, s.seed)); });
 
   CLI::App* table = app.add_subcommand("table", "Collect finished runs into the paper's Table 1, beside the paper's numbers");
   table->add_option("--runs", s.runs, "Directory of run directories")->capture_default_str();
   table->add_flag("--markdown", s.markdown, "Print a Markdown table");
-  table->callback([&s]() { fmt::print("{}\n", stn::cli::run_table(s.runs, s.markdown).dump()); });
+  table->callback([&s]() { print_result(stn::cli::run_table(s.runs, s.markdown)); });
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdout (`stn train | head -1`) becomes a write error that training turns into a
+  // clean stop with a checkpoint, instead of a silent death.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"stn: spatial transformer networks on a small reverse-mode tape framework"};
   app.require_subcommand(1);
   TrainCommand train;
@@ -209,6 +233,10 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fflush(stdout);
     fmt::print(stderr, "\nstn: error: {}\n", e.what());
+    return 1;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    fmt::print(stderr, "stn: error: cannot write the result to standard output: {}\n", std::strerror(errno));
     return 1;
   }
   return 0;

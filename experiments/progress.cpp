@@ -34,19 +34,24 @@ void Progress::update(std::size_t done, const std::string& status) {
     const int width = 24;
     const int filled = total_ ? static_cast<int>(width * done / total_) : width;
     std::string bar = std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '.');
-    fmt::print("\r{} [{}] {}/{}  {}  ETA {}\033[K", label_, bar, done, total_, status, format_duration(eta));
-    std::fflush(stdout);
+    emit(fmt::format("\r{} [{}] {}/{}  {}  ETA {}\033[K", label_, bar, done, total_, status, format_duration(eta)));
   } else if (done % plain_every_ == 0 || done == total_) {
-    fmt::print("{} {}/{}  {}  elapsed {}  ETA {}\n", label_, done, total_, status,
-               format_duration(elapsed), format_duration(eta));
-    std::fflush(stdout);
+    emit(fmt::format("{} {}/{}  {}  elapsed {}  ETA {}\n", label_, done, total_, status, format_duration(elapsed),
+                     format_duration(eta)));
+  }
+}
+
+void Progress::emit(const std::string& text) {
+  if (output_failed_) return;
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+    output_failed_ = true;
+    std::clearerr(stdout);
   }
 }
 
 void Progress::finish(const std::string& status) {
   update(total_, status);
-  if (terminal_) fmt::print("\n");
-  std::fflush(stdout);
+  if (terminal_) emit("\n");
 }
 
 }  // namespace stn::cli

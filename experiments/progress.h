@@ -16,8 +16,13 @@ class Progress {
   // `status` is shown after the bar ("loss 0.123  acc 97.1%  4100 samples/s").
   void update(std::size_t done, const std::string& status);
   void finish(const std::string& status);
+  // True once a write to stdout has failed (a closed pipe: `stn train | head -1`); nothing
+  // more is printed then, and the caller decides how to stop.
+  bool output_failed() const { return output_failed_; }
 
  private:
+  void emit(const std::string& text);
+
   std::string label_;
   std::size_t total_;
   std::size_t plain_every_;
@@ -25,6 +30,7 @@ class Progress {
   bool terminal_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_{};
+  bool output_failed_ = false;
 };
 
 std::string format_duration(double seconds);

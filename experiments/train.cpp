@@ -2,14 +2,22 @@
 
 #include <omp.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
-#include <cstdio>
-#include <csignal>
-#include <optional>
 #include <cmath>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <new>
+#include <optional>
+#include <sstream>
 #include <stdexcept>
+#include <system_error>
 
 #include <fmt/core.h>
 
@@ -17,6 +25,8 @@
 #include "experiments/datasets.h"
 #include "experiments/figures.h"
 #include "experiments/progress.h"
+#include "experiments/run_config.h"
+#include "experiments/run_dir.h"
 #include "framework/data/loader.h"
 #include "framework/error.h"
 #include "framework/io/atomic_file.h"
@@ -77,9 +87,17 @@ TrainConfig TrainConfig::from_json(const json& j) {
 void TrainConfig::validate() const {
   auto fail = [](const std::string& m) { throw std::invalid_argument(m); };
   if (batch == 0) fail("--batch must be at least 1");
+  if (batch > kMaxBatch)
+    fail(fmt::format("--batch must be at most {} (got {}: memory grows with the batch, ~190 KB a sample for the CNN)",
+                     kMaxBatch, batch));
   if (epochs && iters) fail("give --epochs or --iters, not both");
-  if (!(learning_rate > 0.0f) || !std::isfinite(learning_rate)) fail("--lr must be positive, got " + std::to_string(learning_rate));
-  if (!(momentum >= 0.0f && momentum < 1.0f)) fail("--momentum must be in [0, 1), got " + std::to_string(momentum));
+  if (iters > kMaxIterations) fail(fmt::format("--iters must be at most {}, got {}", kMaxIterations, iters));
+  if (epochs > kMaxEpochs) fail(fmt::format("--epochs must be at most {}, got {}", kMaxEpochs, epochs));
+  // {:g}: std::to_string would print 1e-50 (0 in single precision) and 1e-7 alike as 0.000000.
+  if (!(learning_rate > 0.0f) || !std::isfinite(learning_rate))
+    fail(fmt::format("--lr must be positive and finite, got {:g}{}", learning_rate,
+                     learning_rate == 0.0f ? " (a value below about 1e-45 is 0 in single precision)" : ""));
+  if (!(momentum >= 0.0f && momentum < 1.0f)) fail(fmt::format("--momentum must be in [0, 1), got {:g}", momentum));
   if (!(weight_decay >= 0.0f) || !std::isfinite(weight_decay)) fail("--weight-decay must be >= 0 and finite");
   if (!(localisation_lr_scale >= 0.0f) || !std::isfinite(localisation_lr_scale)) fail("--loc-lr-scale must be >= 0 and finite");
   if (optimizer != "sgd" && optimizer != "adam") fail("unknown optimizer '" + optimizer + "' (expected sgd or adam)");
@@ -143,29 +161,58 @@ EvaluationSet evaluation_set(const TrainConfig& c, const Experiment& experiment)
   return {experiment.test, "test"};
 }
 
-// Appends one JSON line and flushes it, so a killed run leaves every line written so far.
+// Appends one JSON line at a time with one write(2) of the whole line, so a killed run leaves
+// whole lines only. A failed write (a full disk) takes the partial line back out and throws
+// naming the file.
 class MetricsLog {
  public:
-  // Starts empty, or (resuming) keeps the lines up to iteration `keep_through`.
-  MetricsLog(const std::string& path, std::optional<std::size_t> keep_through) {
+  // Starts empty, or (resuming) keeps the lines up to iteration `keep_through`; the kept
+  // lines replace the file atomically, so a kill while resuming loses none.
+  MetricsLog(const std::string& path, std::optional<std::size_t> keep_through) : path_(path) {
     std::string kept;
-    if (keep_through) {
-      std::ifstream in(path);
+    if (keep_through && std::filesystem::exists(path)) {
+      std::istringstream in(read_file(path));
       std::string line;
       while (std::getline(in, line)) {
         json j = json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("iter", std::size_t{0}) <= *keep_through && !j.contains("final"))
+        if (!j.is_discarded() && j.is_object() && j.value("iter", std::size_t{0}) <= *keep_through &&
+            !j.contains("final"))
           kept += line + "\n";
       }
     }
-    out_.open(path, std::ios::trunc);
-    if (!out_) throw std::runtime_error(path + ": cannot open for writing");
-    out_ << kept << std::flush;
+    write_file_atomically(path, kept);
+    descriptor_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (descriptor_ < 0) throw std::runtime_error(path + ": cannot open for appending: " + std::strerror(errno));
+    size_ = kept.size();
   }
-  void write(const json& line) { out_ << line.dump() << std::endl; }
+  ~MetricsLog() {
+    if (descriptor_ >= 0) ::close(descriptor_);
+  }
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  void write(const json& line) {
+    const std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    std::size_t written = 0;
+    while (written < text.size()) {
+      const ssize_t n = ::write(descriptor_, text.data() + written, text.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int error_number = n < 0 ? errno : ENOSPC;
+        if (written > 0 && ::ftruncate(descriptor_, static_cast<off_t>(size_)) != 0) {
+          // Nothing more to do: the message below already says the file is damaged.
+        }
+        throw std::runtime_error(path_ + ": cannot write a metrics line: " + std::strerror(error_number));
+      }
+      written += static_cast<std::size_t>(n);
+    }
+    size_ += text.size();
+  }
 
  private:
-  std::ofstream out_;
+  std::string path_;
+  int descriptor_ = -1;
+  std::size_t size_ = 0;
 };
 
 }  // namespace
@@ -202,8 +249,10 @@ namespace {
 volatile std::sig_atomic_t stop_signal = 0;
 extern "C" void request_stop(int signal_number) { stop_signal = signal_number; }
 
-// SIGINT / SIGTERM set a flag the loop reads after each step; the previous handlers come
-// back when training ends.
+// SIGINT / SIGTERM / SIGHUP (a closed terminal) set a flag the loop reads after each step.
+// The previous handlers come back when training ends normally; after a stop the handlers
+// stay, so that a second quick signal cannot kill the process before it has said how to
+// continue.
 class StopSignals {
  public:
   StopSignals() {
@@ -211,20 +260,20 @@ class StopSignals {
     struct sigaction action {};
     action.sa_handler = request_stop;
     sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &previous_int_);
-    sigaction(SIGTERM, &action, &previous_term_);
+    for (std::size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &action, &previous_[i]);
   }
   ~StopSignals() {
-    sigaction(SIGINT, &previous_int_, nullptr);
-    sigaction(SIGTERM, &previous_term_, nullptr);
+    if (stop_signal) return;
+    for (std::size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &previous_[i], nullptr);
   }
 
  private:
-  struct sigaction previous_int_ {}, previous_term_ {};
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> previous_{};
 };
 
 // Names the first tape entry that produced a NaN / Inf, in the forward or the backward.
-[[noreturn]] void report_non_finite(const Tape& tape, std::size_t iteration, const char* what) {
+[[noreturn]] void report_non_finite(const Tape& tape, std::size_t iteration, const char* what, bool resumed) {
   std::string culprit;
   if (auto forward = tape.first_non_finite_value())
     culprit = "first in the forward value of " + tape.describe_entry(*forward);
@@ -232,9 +281,11 @@ class StopSignals {
     culprit = "first in the gradient of " + tape.describe_entry(*backward);
   else
     culprit = "no single entry found";
-  throw NonFiniteError(fmt::format("{} at iteration {} ({}); the last checkpoint is intact (try a smaller --lr, or "
-                                   "--anomaly to stop at the op)",
-                                   what, iteration, culprit));
+  // A resumed run keeps its config, so the flags that would help go to a new run.
+  const char* advice = resumed ? "the last checkpoint is intact; a resumed run keeps its config, so start a new run "
+                                 "(another --out, or --overwrite) with a smaller --lr, or with --anomaly to stop at the op"
+                               : "the last checkpoint is intact (try a smaller --lr, or --anomaly to stop at the op)";
+  throw NonFiniteError(fmt::format("{} at iteration {} ({}); {}", what, iteration, culprit, advice));
 }
 
 bool gradients_finite(const Module& model) {
@@ -243,8 +294,16 @@ bool gradients_finite(const Module& model) {
   return true;
 }
 
+// The message of an interruption: what happened, and the command that continues the run.
+std::string interruption(int signal_number, const std::string& what, const std::string& run_dir) {
+  const std::string cause = signal_number == SIGPIPE ? "standard output was closed"
+                                                     : fmt::format("interrupted by signal {}", signal_number);
+  return fmt::format("{} {}; continue with: stn train --resume {}", cause, what, shell_quote(run_dir));
+}
+
 json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   set_threads(config.threads);
+  config.threads = omp_get_max_threads();  // recorded resolved: bitwise reproducibility needs the same count
   manual_seed(config.seed);
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
   std::shared_ptr<Module> model = make_model(config.model, experiment.input);
@@ -252,6 +311,9 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   std::unique_ptr<TrainingStream> stream = experiment.stream(config.batch, config.seed);
   const std::size_t per_epoch = std::max<std::size_t>(experiment.train.size() / config.batch, 1);
   const std::size_t iterations = config.iters ? config.iters : per_epoch * std::max<std::size_t>(config.epochs, 1);
+  if (iterations > kMaxIterations)
+    throw std::invalid_argument(fmt::format("--epochs {} makes {} iterations of batch {}, more than the {} allowed",
+                                            config.epochs, iterations, config.batch, kMaxIterations));
   Schedule schedule;
   schedule.kind = parse_schedule_kind(config.schedule);
   schedule.step_every = config.step_every ? config.step_every : std::max<std::size_t>(iterations / 3, 1);
@@ -262,17 +324,26 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
 
   std::size_t start = 0;
   double train_seconds = 0.0;
+  std::optional<MetricsWindow> window = MetricsWindow{};
   if (resume_from) {
     std::optional<CheckpointState> state = load_newest_checkpoint(config.out, *model, *optimizer);
-    if (!state) throw DataError(config.out + ": no usable checkpoint to resume from");
+    if (!state)
+      throw DataError(config.out + ": no usable checkpoint to resume from (to start the run afresh: stn train --out " +
+                      shell_quote(config.out) + " --overwrite, with its flags)");
+    if (state->iteration > iterations)
+      throw DataError(fmt::format("{}: its newest checkpoint is of iteration {}, past the run's {} iterations",
+                                  config.out, state->iteration, iterations));
     start = state->iteration;
     train_seconds = state->train_seconds;
+    window = state->window;
     stream->seek(start);
     fmt::print("resuming {} from the checkpoint of iteration {}\n", config.out, start);
   }
-  std::filesystem::create_directories(config.out);
   std::filesystem::remove(config.out + "/result.json");  // present only once this run finishes
   json config_json = config.to_json();
+  // Absolute, so that a resume from another working directory finds the same files.
+  config_json["data_dir"] = std::filesystem::absolute(config.data_dir).lexically_normal().string();
+  config_json["cache_dir"] = std::filesystem::absolute(config.cache_dir).lexically_normal().string();
   config_json["iterations"] = iterations;
   config_json["params"] = model->parameter_count();
   config_json["training_digits"] = experiment.train.size();
@@ -282,8 +353,14 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   MetricsLog metrics(config.out + "/metrics.jsonl", resume_from ? std::optional<std::size_t>(start) : std::nullopt);
   const std::map<std::string, std::string> weights_metadata = {
       {"model", config.model}, {"dataset", config.dataset}, {"preset", config.preset}};
+  double window_loss = window ? window->loss_sum : 0.0, last_test_error = NAN;
+  std::size_t window_correct = window ? window->correct : 0, window_samples = window ? window->samples : 0;
+  // A checkpoint of an older version has no window: its first line then averages fewer steps.
+  bool partial_window = !window && start % config.log_every != 0;
   auto checkpoint = [&](std::size_t done) {
-    write_checkpoint(config.out, *model, *optimizer, CheckpointState{done, train_seconds}, config.keep_checkpoints);
+    write_checkpoint(config.out, *model, *optimizer,
+                     CheckpointState{done, train_seconds, MetricsWindow{window_loss, window_correct, window_samples}},
+                     config.keep_checkpoints);
   };
 
   fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
@@ -295,8 +372,6 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   Tape tape;
   tape.set_anomaly_detection(config.anomaly);
   Batch batch;
-  double window_loss = 0.0, last_test_error = NAN;
-  std::size_t window_correct = 0, window_samples = 0;
   model->train();
   for (std::size_t iteration = start; iteration < iterations; ++iteration) {
     stream->next(batch);
@@ -306,9 +381,9 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
     Var logits = model->forward(tape.input(batch.images));
     Var loss = cross_entropy(logits, batch.labels);
     const std::size_t done = iteration + 1;
-    if (!std::isfinite(loss.value()())) report_non_finite(tape, done, "the loss is not finite");
+    if (!std::isfinite(loss.value()())) report_non_finite(tape, done, "the loss is not finite", resume_from.has_value());
     tape.backward(loss);
-    if (!gradients_finite(*model)) report_non_finite(tape, done, "a gradient is not finite");
+    if (!gradients_finite(*model)) report_non_finite(tape, done, "a gradient is not finite", resume_from.has_value());
     optimizer->step();
     optimizer->zero_grad();
     train_seconds += seconds_since(step_start);
@@ -326,6 +401,10 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
                    {"lr", optimizer->learning_rate()},
                    {"samples_per_s", samples_per_s}};
       if (has_transformers) line["transformers"] = transformer_health(*model);
+      if (partial_window) {
+        line["partial_window"] = window_samples / config.batch;  // the steps averaged, fewer than log_every
+        partial_window = false;
+      }
       metrics.write(line);
       progress.update(done, fmt::format("loss {:.4f}  acc {:.2f}%  {:.0f} samples/s{}",
                                         window_loss / static_cast<double>(window_samples),
@@ -345,13 +424,13 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
       save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
     }
     if (config.checkpoint_every && done % config.checkpoint_every == 0 && done < iterations) checkpoint(done);
+    if (progress.output_failed() && !stop_signal) stop_signal = SIGPIPE;
     if (stop_signal) {
       const int signal_number = stop_signal;
       checkpoint(done);
       save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
-      throw Interrupted(signal_number, fmt::format("interrupted by signal {} after iteration {}; checkpoint written, "
-                                                   "continue with: stn train --resume {}",
-                                                   signal_number, done, config.out));
+      throw Interrupted(signal_number,
+                        interruption(signal_number, fmt::format("after iteration {}; checkpoint written", done), config.out));
     }
   }
   progress.finish(fmt::format("done in {}", format_duration(train_seconds)));
@@ -359,11 +438,26 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
 
   checkpoint(iterations);
   save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
+  // A signal during the final evaluation or figures is not swallowed: the weights are final
+  // and checkpointed, and a resume redoes only what follows.
+  auto check_stop = [&](const char* during) {
+    if (progress.output_failed() && !stop_signal) stop_signal = SIGPIPE;
+    if (stop_signal)
+      throw Interrupted(stop_signal, interruption(stop_signal,
+                                                  fmt::format("during {}, after all {} iterations; the final checkpoint "
+                                                              "and weights are written",
+                                                              during, iterations),
+                                                  config.out));
+  };
+  check_stop("the final checkpoint");
   Evaluation test = evaluate(*model, evaluation.data);
+  check_stop("the final evaluation");
   metrics.write({{"iter", iterations}, {error_key, test.error_percent}, {loss_key, test.loss}, {"final", true}});
   if (has_transformers && write_transformer_figure(*model, evaluation.data, 8, config.out + "/transformer.png"))
     fmt::print("transformer figure: {}/transformer.png\n", config.out);
+  check_stop("the figures");
   if (write_training_curves(config.out)) fmt::print("training curves: {}/curves.png\n", config.out);
+  check_stop("the figures");
   json summary = {{error_key, test.error_percent},
                   {loss_key, test.loss},
                   {"iters", iterations},
@@ -380,47 +474,74 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   return summary;
 }
 
-// A run's config.json: its TrainConfig and the iteration count the run resolved to. A file
-// that is not JSON, or holds a field of the wrong type, is named in the error.
-struct RunConfig {
-  TrainConfig config;
-  std::size_t iterations = 0;
-};
+}  // namespace
 
-RunConfig read_run_config(const std::string& run_directory) {
-  const std::string config_path = run_directory + "/config.json";
-  if (!std::filesystem::exists(config_path)) throw DataError(run_directory + ": not a run directory (no config.json)");
+namespace {
+
+// Training with the run directory locked; a failed allocation names what asked for it.
+json train_locked(const TrainConfig& config, std::optional<std::string> resume_from) {
   try {
-    const json config_json = json::parse(read_file(config_path));
-    return {TrainConfig::from_json(config_json), config_json.value("iterations", std::size_t{0})};
-  } catch (const json::exception& e) {
-    throw DataError(config_path + ": not valid JSON (" + e.what() + ")");
+    return train_loop(config, resume_from);
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error(fmt::format("out of memory training {} on {} with --batch {} (try a smaller --batch)",
+                                         config.model, config.dataset, config.batch));
   }
 }
 
 }  // namespace
 
-json run_training(const TrainConfig& input_config) {
+json run_training(const TrainConfig& input_config, bool overwrite) {
   TrainConfig config = input_config;
   config.validate();
   if (config.out.empty()) config.out = "runs/" + config.dataset + "-" + config.model + "-s" + std::to_string(config.seed);
   if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
-  return train_loop(config, std::nullopt);
+  check_run_directory_path(config.out, "--out");
+  require_utf8(config.data_dir, "--data");
+  require_utf8(config.cache_dir, "--cache");
+  // Before any data is read: a run directory that cannot be used fails at once.
+  RunDirectory run_directory(config.out, overwrite ? RunDirectoryMode::overwrite : RunDirectoryMode::fresh);
+  return train_locked(config, std::nullopt);
 }
 
-json resume_training(const std::string& run_directory, int threads, std::size_t iterations) {
-  TrainConfig config = read_run_config(run_directory).config;
+json resume_training(const std::string& run_directory, std::optional<int> threads,
+                     std::optional<std::size_t> iterations) {
+  check_run_directory_path(run_directory, "--resume");
+  const RunConfig run = read_run_config(run_directory);
+  RunDirectory lock(run_directory, RunDirectoryMode::resume);
+  if (lock.stale_files_removed())
+    fmt::print("removed {} temporary file{} left by a killed process\n", lock.stale_files_removed(),
+               lock.stale_files_removed() == 1 ? "" : "s");
+  TrainConfig config = run.config;
   config.out = run_directory;
-  if (threads > 0) config.threads = threads;
-  if (iterations > 0) {
-    config.iters = iterations;
+  if (threads) {
+    check_threads(*threads);
+    const int wanted = *threads > 0 ? *threads : omp_get_num_procs();
+    if (config.threads > 0 && wanted != config.threads)
+      fmt::print(stderr,
+                 "note: {} was trained with {} threads and resumes with {}: the weights will not be bitwise identical "
+                 "to an uninterrupted run (that needs the same thread count)\n",
+                 run_directory, config.threads, wanted);
+    config.threads = *threads;
+  } else if (config.threads == 0) {
+    fmt::print(stderr,
+               "note: {}/config.json does not record the thread count the run used (threads 0 = all cores); resuming "
+               "with {}: bitwise identical to an uninterrupted run only if that had {} too\n",
+               run_directory, omp_get_max_threads(), omp_get_max_threads());
+  }
+  if (iterations) {
+    if (*iterations < run.iterations)
+      throw std::invalid_argument(fmt::format("--iters {} is smaller than the run's {} iterations; --resume can only "
+                                              "extend a run (start a new one for a shorter run)",
+                                              *iterations, run.iterations));
+    config.iters = *iterations;
     config.epochs = 0;
   }
   config.validate();
-  return train_loop(config, run_directory);
+  return train_locked(config, run_directory);
 }
 
 json run_evaluation(const std::string& run_directory, int threads) {
+  check_run_directory_path(run_directory, "--run");
   const RunConfig run = read_run_config(run_directory);
   const TrainConfig& config = run.config;
   set_threads(threads);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -54,6 +55,12 @@ struct TrainConfig {
   void validate() const;  // throws std::invalid_argument naming the bad flag
 };
 
+// Limits checked before anything is allocated (README, Reliability): a batch of 60000
+// would ask for ~11 GB, an iteration count near 2^64 would run forever.
+constexpr std::size_t kMaxBatch = 4096;
+constexpr std::size_t kMaxIterations = 1'000'000'000;
+constexpr std::size_t kMaxEpochs = 100'000;
+
 struct Evaluation {
   double error_percent = 0.0;
   double loss = 0.0;
@@ -65,14 +72,19 @@ struct Evaluation {
 Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size = 500);
 
 // Trains, evaluates, writes the run directory; returns the final JSON summary (also printed
-// as the last stdout line by the command). SIGINT / SIGTERM finish the current step, write a
-// checkpoint and throw Interrupted. A NaN or Inf in the loss or the gradients stops the run
-// with a NonFiniteError naming the iteration and the first tape entry that produced it.
-nlohmann::json run_training(const TrainConfig& config);
+// as the last stdout line by the command). The run directory must be new or empty, unless
+// `overwrite` (which removes the previous run in it first); it is locked for the life of the
+// run (experiments/run_dir.h). SIGINT / SIGTERM / SIGHUP, and a standard output that can no
+// longer be written, finish the current step, write a checkpoint and throw Interrupted. A
+// NaN or Inf in the loss or the gradients stops the run with a NonFiniteError naming the
+// iteration and the first tape entry that produced it.
+nlohmann::json run_training(const TrainConfig& config, bool overwrite = false);
 
 // Continues the run in `run_directory` from its newest valid checkpoint, with its own
-// config (threads, and a larger iteration count to extend it, may be changed).
-nlohmann::json resume_training(const std::string& run_directory, int threads, std::size_t iterations);
+// config. `threads` (default: the count the run recorded) and a larger `iterations` (to
+// extend it) may be given; a smaller one is refused.
+nlohmann::json resume_training(const std::string& run_directory, std::optional<int> threads,
+                               std::optional<std::size_t> iterations);
 
 struct Interrupted : std::runtime_error {
   Interrupted(int signal_number, const std::string& message) : std::runtime_error(message), signal(signal_number) {}

@@ -1,5 +1,6 @@
 #include "layers/checkpoint.h"
 
+#include <cmath>
 #include <set>
 
 #include "framework/error.h"
@@ -26,6 +27,11 @@ std::map<std::string, std::string> load_parameters(const std::string& path, Modu
     if (shape_of(*t) != shape_of(p->value))
       throw DataError(path + ": tensor '" + p->name + "' has shape " + shape_string(*t) +
                       " but the model expects " + shape_string(p->value));
+    // Weights full of NaN would otherwise evaluate to a plausible-looking 90% error.
+    for (std::size_t i = 0; i < t->size(); ++i)
+      if (!std::isfinite(t->data()[i]))
+        throw DataError(path + ": tensor '" + p->name + "' holds " + (std::isnan(t->data()[i]) ? "a NaN" : "an infinity") +
+                        " at element " + std::to_string(i) + " (weights must be finite)");
   }
   for (const auto& [name, tensor] : file.tensors)
     if (!expected.count(name)) throw DataError(path + ": unexpected tensor '" + name + "' (not in the model)");

@@ -7,7 +7,8 @@
 #   bash scripts/fuzz.sh --seconds 300 npy   # one target, longer
 #
 # Targets: idx (IDX reader, plain and gzip), safetensors (checkpoint decoder and loader),
-# npy (npy decoder), image (PNG/image reader). Fails (exit 1) on any finding: a crash, a
+# npy (npy decoder), image (PNG/image reader), image_memory (the image reader under a small
+# decoder memory limit: its allocation-failure paths), config (a run's config.json reader). Fails (exit 1) on any finding: a crash, a
 # sanitizer report, a leak, a timeout, an out-of-memory or a broken reader contract; it then
 # prints the path of the input that triggers it and the command that replays it. To keep a
 # finding as a regression test, copy that input into tests/fuzz/corpus/<target>/crash-<what>
@@ -20,7 +21,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-all_targets=(idx safetensors npy image)
+all_targets=(idx safetensors npy image image_memory config)
 seconds=60
 build_only=0
 targets=()

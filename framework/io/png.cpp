@@ -2,12 +2,76 @@
 
 #include <cmath>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <stdexcept>
 
 #include "framework/error.h"
 #include "framework/io/atomic_file.h"
+
+namespace stn::image_memory {
+namespace {
+
+// Every allocation stb's decoder makes goes through these, so that the decoder works within
+// a budget (a hostile header cannot make it ask for gigabytes) and a failed allocation is
+// counted and reported instead of being mistaken for bad data. The budget is per thread
+// (read_image resets it), with a header before each block recording its size.
+std::size_t limit = kDefaultImageMemoryLimit;
+thread_local std::size_t in_use = 0;
+thread_local bool failed = false;
+constexpr std::size_t kHeader = 16;  // keeps the blocks 16-byte aligned
+
+void* allocate(std::size_t size) {
+  if (size > limit || in_use > limit - size) {
+    failed = true;
+    return nullptr;
+  }
+  auto* block = static_cast<unsigned char*>(std::malloc(size + kHeader));
+  if (!block) {
+    failed = true;
+    return nullptr;
+  }
+  std::memcpy(block, &size, sizeof size);
+  in_use += size;
+  return block + kHeader;
+}
+
+void release(void* pointer) {
+  if (!pointer) return;
+  auto* block = static_cast<unsigned char*>(pointer) - kHeader;
+  std::size_t size = 0;
+  std::memcpy(&size, block, sizeof size);
+  in_use -= size;
+  std::free(block);
+}
+
+void* reallocate(void* pointer, std::size_t size) {
+  if (!pointer) return allocate(size);
+  auto* block = static_cast<unsigned char*>(pointer) - kHeader;
+  std::size_t old_size = 0;
+  std::memcpy(&old_size, block, sizeof old_size);
+  if (size > old_size && (size - old_size > limit || in_use > limit - (size - old_size))) {
+    failed = true;
+    return nullptr;
+  }
+  auto* grown = static_cast<unsigned char*>(std::realloc(block, size + kHeader));
+  if (!grown) {
+    failed = true;
+    return nullptr;
+  }
+  std::memcpy(grown, &size, sizeof size);
+  in_use = in_use - old_size + size;
+  return grown + kHeader;
+}
+
+}  // namespace
+}  // namespace stn::image_memory
+
+#define STBI_MALLOC(size) stn::image_memory::allocate(size)
+#define STBI_REALLOC(pointer, size) stn::image_memory::reallocate(pointer, size)
+#define STBI_FREE(pointer) stn::image_memory::release(pointer)
 
 // stb's implementations live here and nowhere else, static so that they cannot clash with
 // another copy (Debian's libstb, or a second definition elsewhere) at link time.
@@ -38,6 +102,20 @@ void check_image_size(int width, int height, const std::string& where) {
   if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide)
     throw DataError(where + ": image is " + std::to_string(width) + " x " + std::to_string(height) +
                     " pixels; each side must be 1 to " + std::to_string(kMaxImageSide));
+  if (static_cast<std::size_t>(width) * static_cast<std::size_t>(height) > kMaxImagePixels)
+    throw DataError(where + ": image claims " + std::to_string(width) + " x " + std::to_string(height) +
+                    " pixels, more than the " + std::to_string(kMaxImagePixels) + " (2^26) allowed");
+}
+
+// stb leaves its reason NULL when an allocation failed, among others.
+std::string failure_reason(const std::string& where) {
+  if (image_memory::failed)
+    return where + ": cannot read image: out of memory (the decoder needs more than its limit of " +
+           (image_memory::limit >= (std::size_t{1} << 20) ? std::to_string(image_memory::limit >> 20) + " MiB"
+                                                           : std::to_string(image_memory::limit >> 10) + " KiB") +
+           ")";
+  const char* reason = stbi_failure_reason();
+  return where + ": cannot read image: " + (reason ? reason : "the decoder failed without saying why");
 }
 
 // Walks the PNG chunk structure before stb sees the file: every chunk must fit in the bytes
@@ -59,8 +137,10 @@ void check_png_chunks(const std::string& bytes, const std::string& where) {
                       " bytes, more than the file holds");
     if (type == "IDAT" && length == 0) throw DataError(where + ": cannot read image: empty PNG IDAT chunk");
     position += 12 + static_cast<std::size_t>(length);
-    if (type == "IEND") break;
+    if (type == "IEND") return;
   }
+  throw DataError(where + ": cannot read image: truncated PNG (no IEND chunk in its " + std::to_string(bytes.size()) +
+                  " bytes)");
 }
 
 }  // namespace
@@ -73,27 +153,37 @@ Tensor read_image(const std::string& path) {
   const auto* buffer = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int length = static_cast<int>(bytes.size());
 
+  image_memory::in_use = 0;
+  image_memory::failed = false;
   // The header alone first, so that the size is checked before stb allocates for it.
   int width = 0, height = 0, channels_in_file = 0;
-  if (!stbi_info_from_memory(buffer, length, &width, &height, &channels_in_file))
-    throw DataError(path + ": cannot read image: " + stbi_failure_reason());
+  if (!stbi_info_from_memory(buffer, length, &width, &height, &channels_in_file)) throw DataError(failure_reason(path));
   check_image_size(width, height, path);
   const int channels = channels_in_file <= 2 ? 1 : 3;
 
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(buffer, length, &width, &height, &channels_in_file, channels),
       stbi_image_free);
-  if (!pixels) throw DataError(path + ": cannot read image: " + stbi_failure_reason());
+  if (!pixels) throw DataError(failure_reason(path));
   check_image_size(width, height, path);
 
-  Tensor image = empty({static_cast<std::size_t>(channels), static_cast<std::size_t>(height),
-                        static_cast<std::size_t>(width)});
+  Tensor image;
+  try {
+    image = empty({static_cast<std::size_t>(channels), static_cast<std::size_t>(height),
+                   static_cast<std::size_t>(width)});
+  } catch (const std::bad_alloc&) {
+    throw DataError(path + ": cannot read image: out of memory for its " + std::to_string(width) + " x " +
+                    std::to_string(height) + " pixels");
+  }
   const std::size_t plane = static_cast<std::size_t>(height) * width;
   for (std::size_t pixel = 0; pixel < plane; ++pixel)
     for (int channel = 0; channel < channels; ++channel)
       image.data()[channel * plane + pixel] = pixels.get()[pixel * channels + channel] / 255.0f;
   return image;
 }
+
+void set_image_memory_limit(std::size_t bytes) { image_memory::limit = bytes; }
+std::size_t image_memory_limit() { return image_memory::limit; }
 
 std::string encode_png(const std::uint8_t* pixels, int width, int height, int channels) {
   if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide || channels < 1 ||

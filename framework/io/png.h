@@ -2,6 +2,7 @@
 // canvas for drawing figures (digits, sampling grids, transformed boxes).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -11,12 +12,20 @@
 
 namespace stn {
 
-// Larger images are refused: no dataset here comes near, and a hostile header could
-// otherwise ask for gigabytes.
+// Larger images are refused before the decoder allocates anything: no dataset here comes
+// near, and a 69-byte header could otherwise ask for gigabytes.
 constexpr int kMaxImageSide = 16384;
+constexpr std::size_t kMaxImagePixels = std::size_t{1} << 26;  // 8192 x 8192
+
+// What the image decoder may allocate at once, per read (default 1 GiB: a 2^26-pixel
+// 16-bit RGBA PNG fits). A file that needs more gets a DataError saying so.
+constexpr std::size_t kDefaultImageMemoryLimit = std::size_t{1} << 30;
+void set_image_memory_limit(std::size_t bytes);  // for tests and the fuzz target
+std::size_t image_memory_limit();
 
 // A [C, H, W] tensor of values in [0, 1]: C = 1 for grey (alpha dropped), 3 for colour
-// (alpha dropped). Errors are stn::DataError naming the file and stb_image's reason.
+// (alpha dropped). Errors are stn::DataError naming the file and the reason (stb_image's,
+// the size limits, or the decoder running out of memory).
 Tensor read_image(const std::string& path);
 
 // Writes an [H, W] or [C, H, W] image (C = 1 or 3) as PNG, atomically. Values are clamped

@@ -130,6 +130,40 @@ TEST(PngTest, ReadingRefusesImagesAbove16384PixelsASide) {
   expect_read_rejected(directory.file("huge.png"), "image is 20000 x 2 pixels");
 }
 
+// The 69-byte file of the issue: a header claiming 16384 x 16384 RGBA at 16 bits. It used to
+// crash (stb's failed allocation left its reason NULL); now the pixel count is refused first.
+TEST(PngTest, ReadingRefusesAHeaderClaimingMoreThan2To26Pixels) {
+  TempDir directory;
+  std::string png = encode_png(std::vector<std::uint8_t>(4, 0).data(), 2, 2, 1);
+  for (int at : {16, 20}) {
+    png[at] = 0;
+    png[at + 1] = 0;
+    png[at + 2] = static_cast<char>(16384 >> 8);
+    png[at + 3] = 0;
+  }
+  write_file_atomically(directory.file("claims.png"), png);
+  expect_read_rejected(directory.file("claims.png"), "image claims 16384 x 16384 pixels, more than the 67108864 (2^26)");
+}
+
+// A decoder allocation that fails (here under a 64 KiB limit, as a huge claimed image does
+// under the default) is a DataError naming the file, not a crash or stb's NULL reason.
+TEST(PngTest, ADecoderOutOfMemoryIsADataErrorNamingTheFile) {
+  TempDir directory;
+  write_png(directory.file("big.png"), gradient({1, 512, 512}));
+  const std::size_t previous = image_memory_limit();
+  set_image_memory_limit(64 << 10);
+  expect_read_rejected(directory.file("big.png"), "cannot read image: out of memory (the decoder needs more than its limit of 64 KiB)");
+  set_image_memory_limit(previous);
+  EXPECT_EQ(shape_of(read_image(directory.file("big.png"))), (Shape{1, 512, 512}));
+}
+
+TEST(PngTest, ReadingAPngWithoutIendNamesIt) {
+  TempDir directory;
+  const std::string png = encode_png(std::vector<std::uint8_t>(16, 7).data(), 4, 4, 1);
+  write_file_atomically(directory.file("no-iend.png"), png.substr(0, png.size() - 12));
+  expect_read_rejected(directory.file("no-iend.png"), "truncated PNG (no IEND chunk in its");
+}
+
 TEST(PngTest, ReadingAMissingFileNamesIt) {
   TempDir directory;
   expect_read_rejected(directory.file("absent.png"), "cannot open");
