@@ -32,6 +32,38 @@ struct ConvShape {
   std::size_t output_size() const { return static_cast<std::size_t>(out_channels) * positions(); }
 };
 
+// The sizes of a convolution of an input [batch, channels, height, width] (`input_text` in
+// messages) by a kernel [out_channels, channels, kernel_h, kernel_w], checked.
+ConvShape shape_of_conv(const char* op, std::size_t batch, std::size_t channels, std::size_t height,
+                        std::size_t width, std::size_t out_channels, std::size_t kernel_h,
+                        std::size_t kernel_w, const Conv2dOptions& options,
+                        const std::string& input_text) {
+  if (options.stride < 1 || options.dilation < 1 || options.padding < 0)
+    throw_shape_error(op, "stride " + std::to_string(options.stride) + " and dilation " +
+                              std::to_string(options.dilation) + " must be positive, padding " +
+                              std::to_string(options.padding) + " non-negative");
+  if (kernel_h == 0 || kernel_w == 0)
+    throw_shape_error(op, "empty kernel " + std::to_string(kernel_h) + "x" + std::to_string(kernel_w));
+  ConvShape s;
+  s.batch = static_cast<int>(batch);
+  s.channels = static_cast<int>(channels);
+  s.height = static_cast<int>(height);
+  s.width = static_cast<int>(width);
+  s.out_channels = static_cast<int>(out_channels);
+  s.kernel_h = static_cast<int>(kernel_h);
+  s.kernel_w = static_cast<int>(kernel_w);
+  s.window = Window2d{s.kernel_h,        s.kernel_w,        options.stride,   options.stride,
+                      options.padding,   options.padding,   options.dilation, options.dilation};
+  s.out_h = s.window.output_h(s.height);
+  s.out_w = s.window.output_w(s.width);
+  if (s.out_h <= 0 || s.out_w <= 0)
+    throw_shape_error(op, "kernel " + std::to_string(s.kernel_h) + "x" + std::to_string(s.kernel_w) +
+                              " (stride " + std::to_string(options.stride) + ", padding " +
+                              std::to_string(options.padding) + ", dilation " +
+                              std::to_string(options.dilation) + ") does not fit input " + input_text);
+  return s;
+}
+
 ConvShape check_conv2d(const Var& input, const Var& weight, const Var& bias,
                        const Conv2dOptions& options) {
   const char* op = "conv2d";
@@ -45,30 +77,10 @@ ConvShape check_conv2d(const Var& input, const Var& weight, const Var& bias,
   if (bias.valid() && (bias.ndim() != 1 || bias.dim(0) != weight.dim(0)))
     throw_shape_error(op, "bias " + shape_string(bias.value()) + " does not match weight " + w +
                               " (expected [" + std::to_string(weight.dim(0)) + "])");
-  if (options.stride < 1 || options.dilation < 1 || options.padding < 0)
-    throw_shape_error(op, "stride " + std::to_string(options.stride) + " and dilation " +
-                              std::to_string(options.dilation) + " must be positive, padding " +
-                              std::to_string(options.padding) + " non-negative");
   if (weight.dim(2) == 0 || weight.dim(3) == 0)
     throw_shape_error(op, "weight " + w + " has an empty kernel");
-  ConvShape s;
-  s.batch = static_cast<int>(input.dim(0));
-  s.channels = static_cast<int>(input.dim(1));
-  s.height = static_cast<int>(input.dim(2));
-  s.width = static_cast<int>(input.dim(3));
-  s.out_channels = static_cast<int>(weight.dim(0));
-  s.kernel_h = static_cast<int>(weight.dim(2));
-  s.kernel_w = static_cast<int>(weight.dim(3));
-  s.window = Window2d{s.kernel_h,        s.kernel_w,        options.stride,   options.stride,
-                      options.padding,   options.padding,   options.dilation, options.dilation};
-  s.out_h = s.window.output_h(s.height);
-  s.out_w = s.window.output_w(s.width);
-  if (s.out_h <= 0 || s.out_w <= 0)
-    throw_shape_error(op, "kernel " + std::to_string(s.kernel_h) + "x" + std::to_string(s.kernel_w) +
-                              " (stride " + std::to_string(options.stride) + ", padding " +
-                              std::to_string(options.padding) + ", dilation " +
-                              std::to_string(options.dilation) + ") does not fit input " + in);
-  return s;
+  return shape_of_conv(op, input.dim(0), input.dim(1), input.dim(2), input.dim(3), weight.dim(0),
+                       weight.dim(2), weight.dim(3), options, in);
 }
 
 // Whole images per thread: no synchronisation inside a layer, and each thread's share of the
@@ -233,30 +245,6 @@ void backward_kernel(const ConvShape& s, const float* x, const float* w, const f
   }
 }
 
-ConvShape shape_of_conv(const char* op, std::size_t batch, std::size_t channels, std::size_t height,
-                        std::size_t width, std::size_t out_channels, std::size_t kernel_h,
-                        std::size_t kernel_w, const Conv2dOptions& options) {
-  ConvShape s;
-  s.batch = static_cast<int>(batch);
-  s.channels = static_cast<int>(channels);
-  s.height = static_cast<int>(height);
-  s.width = static_cast<int>(width);
-  s.out_channels = static_cast<int>(out_channels);
-  s.kernel_h = static_cast<int>(kernel_h);
-  s.kernel_w = static_cast<int>(kernel_w);
-  s.window = Window2d{s.kernel_h,        s.kernel_w,        options.stride,   options.stride,
-                      options.padding,   options.padding,   options.dilation, options.dilation};
-  s.out_h = s.window.output_h(s.height);
-  s.out_w = s.window.output_w(s.width);
-  if (options.stride < 1 || options.dilation < 1 || options.padding < 0 || s.out_h <= 0 || s.out_w <= 0)
-    throw_shape_error(op, "kernel " + std::to_string(kernel_h) + "x" + std::to_string(kernel_w) +
-                              " (stride " + std::to_string(options.stride) + ", padding " +
-                              std::to_string(options.padding) + ", dilation " +
-                              std::to_string(options.dilation) + ") does not fit an input of " +
-                              std::to_string(height) + "x" + std::to_string(width));
-  return s;
-}
-
 Tensor tensor_of(std::size_t a, std::size_t b, std::size_t c, std::size_t d) { return zeros({a, b, c, d}); }
 
 void add_into(float* to, const Tensor& from) {
@@ -313,7 +301,8 @@ Var conv2d_input_grad(Var grad_output, Var weight, std::size_t height, std::size
     throw_shape_error(op, "expected grad_output [N, O, OH, OW] and weight [O, C, KH, KW], got " +
                               shape_string(grad_output.value()) + " and " + shape_string(weight.value()));
   const ConvShape s = shape_of_conv(op, grad_output.dim(0), weight.dim(1), height, width, weight.dim(0),
-                                    weight.dim(2), weight.dim(3), options);
+                                    weight.dim(2), weight.dim(3), options,
+                                    std::to_string(height) + "x" + std::to_string(width));
   check_gradient_shape(op, s, grad_output);
   Tensor value = tensor_of(s.batch, s.channels, height, width);
   backward_kernel(s, nullptr, weight.value().data(), grad_output.value().data(), value.data(), nullptr, nullptr);
@@ -341,7 +330,8 @@ Var conv2d_weight_grad(Var input, Var grad_output, std::size_t kernel_h, std::si
     throw_shape_error(op, "expected input [N, C, H, W] and grad_output [N, O, OH, OW], got " +
                               shape_string(input.value()) + " and " + shape_string(grad_output.value()));
   const ConvShape s = shape_of_conv(op, input.dim(0), input.dim(1), input.dim(2), input.dim(3),
-                                    grad_output.dim(1), kernel_h, kernel_w, options);
+                                    grad_output.dim(1), kernel_h, kernel_w, options,
+                                    shape_string(input.value()));
   check_gradient_shape(op, s, grad_output);
   Tensor value = tensor_of(s.out_channels, s.channels, kernel_h, kernel_w);
   backward_kernel(s, input.value().data(), nullptr, grad_output.value().data(), nullptr, value.data(), nullptr);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "framework/error.h"
 #include "framework/gradcheck.h"
 #include "framework/ops/conv.h"
 #include "framework/ops/pool.h"
@@ -155,6 +156,23 @@ std::vector<OpCase> conv_pool_cases() {
       {"avg_pool2d", {{2, 2, 4, 6}}, [](V v) { Var y = avg_pool2d(v[0]); return y * y; }},
       {"avg_pool2d_padding", {{1, 2, 5, 5}}, [](V v) { return tanh(avg_pool2d(v[0] * v[0], {.kernel = 3, .stride = 2, .padding = 1})); }},
   };
+}
+
+TEST(ConvBackwardOps, ShapeErrorsNameTheOp) {
+  Tape tape;
+  Var dy = tape.input(zeros({1, 3, 3, 3}));
+  Var weight = tape.input(zeros({3, 2, 2, 2}));
+  // A 5x5 input gives a 4x4 output with this kernel, not 3x3.
+  try {
+    conv2d_input_grad(dy, weight, 5, 5);
+    FAIL();
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("conv2d_input_grad: output gradient [1, 3, 3, 3]"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(conv2d_input_grad(dy, weight, 4, 4));
+  Var x = tape.input(zeros({1, 2, 4, 4}));
+  EXPECT_THROW(conv2d_weight_grad(x, dy, 3, 3), ShapeError);
+  EXPECT_THROW(conv2d_weight_grad(x, dy, 0, 2), ShapeError);
 }
 
 INSTANTIATE_TEST_SUITE_P(ConvPool, SecondOrder, ::testing::ValuesIn(conv_pool_cases()),
