@@ -22,22 +22,15 @@ using json = nlohmann::json;
 
 namespace {
 
-InputSpec input_for(const std::string& dataset) {
-  if (dataset == "mnist" || dataset == "fashion") return InputSpec{};
-  const DistortionKind kind = parse_distortion(dataset);
-  const int side = static_cast<int>(distortion_canvas_side(kind));
-  return InputSpec{.channels = static_cast<int>(distortion_channels(kind)), .height = side, .width = side,
-                   .classes = distortion_classes(kind)};
-}
-
 // The paper's test errors (PAPER.md), by model then dataset column.
 const std::map<std::string, std::map<std::string, double>>& paper_results() {
   static const std::map<std::string, std::map<std::string, double>> table = {
       {"fcn", {{"r", 2.1}, {"rts", 5.2}, {"p", 3.1}, {"e", 3.2}, {"tc", 13.2}, {"add", 47.7}}},
       {"cnn", {{"r", 1.2}, {"rts", 0.8}, {"p", 1.5}, {"e", 1.4}, {"tc", 3.5}, {"add", 14.7}}},
-      {"st-fcn-aff", {{"r", 1.2}, {"rts", 0.8}, {"p", 1.5}, {"e", 2.7}, {"tc", 2.0}, {"add", 18.5}}},
+      {"st-fcn-aff", {{"r", 1.2}, {"rts", 0.8}, {"p", 1.5}, {"e", 2.7}, {"tc", 2.0}}},
       {"st-fcn-proj", {{"r", 1.3}, {"rts", 0.9}, {"p", 1.4}, {"e", 2.6}}},
-      {"st-fcn-tps", {{"r", 1.1}, {"rts", 0.8}, {"p", 1.4}, {"e", 2.4}}},
+      // Addition: the ST-FCN beside the 2xST-FCN uses the same (TPS) transformer.
+      {"st-fcn-tps", {{"r", 1.1}, {"rts", 0.8}, {"p", 1.4}, {"e", 2.4}, {"add", 18.5}}},
       {"st-cnn-aff", {{"r", 0.7}, {"rts", 0.5}, {"p", 0.8}, {"e", 1.2}, {"tc", 1.7}}},
       {"st-cnn-proj", {{"r", 0.8}, {"rts", 0.6}, {"p", 0.8}, {"e", 1.3}}},
       {"st-cnn-tps", {{"r", 0.7}, {"rts", 0.5}, {"p", 0.8}, {"e", 1.1}}},
@@ -49,7 +42,7 @@ const std::map<std::string, std::map<std::string, double>>& paper_results() {
 }  // namespace
 
 json run_models(const std::string& dataset) {
-  const InputSpec input = input_for(dataset);
+  const InputSpec input = input_spec_for(dataset);
   const std::size_t budget = baseline_parameter_count(input);
   json list = json::array();
   fmt::print("dataset {}: input {}x{}x{}, {} classes; parameter budget {} (the CNN's)\n\n", dataset, input.channels,
@@ -124,24 +117,22 @@ json run_table(const std::string& runs_dir, bool markdown) {
     }
     errors[result.value("model", "?")][result.value("dataset", "?")].push_back(result["test_error"].get<double>());
   }
-  // Columns and rows in the paper's order; models the paper does not have come last.
-  const std::vector<std::pair<std::string, std::string>> columns = {
-      {"r", "R"}, {"rts", "RTS"}, {"p", "P"}, {"e", "E"}, {"tc", "TC"}, {"add", "addition"},
-      {"mnist", "MNIST"}, {"fashion", "Fashion"}};
-  const std::vector<std::string> paper_rows = {"fcn",         "cnn",        "st-fcn-aff", "st-fcn-proj",
-                                               "st-fcn-tps",  "st-cnn-aff", "st-cnn-proj", "st-cnn-tps",
-                                               "2xst-fcn"};
-  std::set<std::string> used;
-  for (const auto& [model, by_dataset] : errors)
-    for (const auto& [dataset, values] : by_dataset) used.insert(dataset);
-  std::vector<std::pair<std::string, std::string>> shown;
-  for (const auto& column : columns)
-    if (used.count(column.first)) shown.push_back(column);
-  std::vector<std::string> rows;
-  for (const std::string& model : paper_rows)
-    if (errors.count(model)) rows.push_back(model);
-  for (const auto& [model, by_dataset] : errors)
-    if (std::find(paper_rows.begin(), paper_rows.end(), model) == paper_rows.end()) rows.push_back(model);
+  // The paper's three tables (Table 1, the TC experiment, MNIST addition), each with its rows
+  // and columns in the paper's order, then whatever else was run; models a table does not
+  // have come after its own rows. A table (or column) without a finished run is left out.
+  struct Layout {
+    std::string title;
+    std::vector<std::pair<std::string, std::string>> columns;  // dataset, heading
+    std::vector<std::string> rows;
+  };
+  const std::vector<Layout> layouts = {
+      {"Table 1: distorted MNIST",
+       {{"r", "R"}, {"rts", "RTS"}, {"p", "P"}, {"e", "E"}},
+       {"fcn", "cnn", "st-fcn-aff", "st-fcn-proj", "st-fcn-tps", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps"}},
+      {"Translated and cluttered MNIST (60x60)", {{"tc", "TC"}}, {"fcn", "cnn", "st-fcn-aff", "st-cnn-aff"}},
+      {"MNIST addition (Table 4)", {{"add", "addition"}}, {"fcn", "cnn", "st-fcn-tps", "2xst-fcn"}},
+      {"Other datasets", {{"mnist", "MNIST"}, {"fashion", "Fashion"}}, {}},
+  };
 
   // "ours / paper", and "(worse)" where our mean error is above the paper's.
   auto cell = [&](const std::string& model, const std::string& dataset) -> std::string {
@@ -160,22 +151,48 @@ json run_table(const std::string& runs_dir, bool markdown) {
     return text + fmt::format(" / {:.1f}", paper) + (mean > paper ? " (worse)" : "");
   };
   json table = json::object();
-  std::string header = markdown ? "| model (ours / paper, % test error) |" : fmt::format("{:<14}", "model");
-  for (const auto& column : shown) header += markdown ? " " + column.second + " |" : fmt::format("{:>22}", column.second);
-  fmt::print("{}\n", header);
-  if (markdown) {
-    std::string rule = "| --- |";
-    for (std::size_t i = 0; i < shown.size(); ++i) rule += " --- |";
-    fmt::print("{}\n", rule);
-  }
-  for (const std::string& model : rows) {
-    const auto& by_dataset = errors.at(model);
-    std::string row = markdown ? "| " + model + " |" : fmt::format("{:<14}", model);
-    for (const auto& column : shown) {
-      row += markdown ? " " + cell(model, column.first) + " |" : fmt::format("{:>22}", cell(model, column.first));
-      if (by_dataset.count(column.first)) table[model][column.first] = by_dataset.at(column.first);
+  bool first_table = true;
+  for (const Layout& layout : layouts) {
+    std::vector<std::pair<std::string, std::string>> shown;
+    for (const auto& column : layout.columns) {
+      bool used = false;
+      for (const auto& [model, by_dataset] : errors) used |= by_dataset.count(column.first) > 0;
+      if (used) shown.push_back(column);
     }
-    fmt::print("{}\n", row);
+    if (shown.empty()) continue;
+    auto has_runs = [&](const std::string& model) {
+      auto m = errors.find(model);
+      if (m == errors.end()) return false;
+      for (const auto& column : shown)
+        if (m->second.count(column.first)) return true;
+      return false;
+    };
+    std::vector<std::string> rows;
+    for (const std::string& model : layout.rows)
+      if (has_runs(model)) rows.push_back(model);
+    for (const auto& [model, by_dataset] : errors)
+      if (has_runs(model) && std::find(layout.rows.begin(), layout.rows.end(), model) == layout.rows.end())
+        rows.push_back(model);
+    if (!first_table) fmt::print("\n");
+    first_table = false;
+    fmt::print("{}{}\n\n", markdown ? "**" : "", layout.title + (markdown ? "**" : ""));
+    std::string header = markdown ? "| model (ours / paper, % test error) |" : fmt::format("{:<14}", "model");
+    for (const auto& column : shown) header += markdown ? " " + column.second + " |" : fmt::format("{:>22}", column.second);
+    fmt::print("{}\n", header);
+    if (markdown) {
+      std::string rule = "| --- |";
+      for (std::size_t i = 0; i < shown.size(); ++i) rule += " --- |";
+      fmt::print("{}\n", rule);
+    }
+    for (const std::string& model : rows) {
+      const auto& by_dataset = errors.at(model);
+      std::string row = markdown ? "| " + model + " |" : fmt::format("{:<14}", model);
+      for (const auto& column : shown) {
+        row += markdown ? " " + cell(model, column.first) + " |" : fmt::format("{:>22}", cell(model, column.first));
+        if (by_dataset.count(column.first)) table[model][column.first] = by_dataset.at(column.first);
+      }
+      fmt::print("{}\n", row);
+    }
   }
   for (const std::string& s : skipped) fmt::print("note: skipped {}\n", s);
   return {{"errors", table}, {"skipped", skipped}};

@@ -69,6 +69,14 @@ std::string default_data_dir(const std::string& name) {
   return "data/mnist";
 }
 
+InputSpec input_spec_for(const std::string& name) {
+  if (name == "mnist" || name == "fashion") return InputSpec{};
+  const DistortionKind kind = parse_distortion(name);
+  const int side = static_cast<int>(distortion_canvas_side(kind));
+  return InputSpec{.channels = static_cast<int>(distortion_channels(kind)), .height = side, .width = side,
+                   .classes = distortion_classes(kind)};
+}
+
 std::unique_ptr<TrainingStream> Experiment::stream(std::size_t batch_size, std::uint64_t seed) const {
   if (kind == DistortionKind::none) return std::make_unique<EpochStream>(train, batch_size, seed);
   return std::make_unique<DistortedStream>(train, kind, batch_size, seed);

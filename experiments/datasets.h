@@ -51,6 +51,8 @@ struct ExperimentOptions {
 // Throws std::invalid_argument for an unknown name, stn::DataError for missing/bad files.
 Experiment load_experiment(const std::string& name, const ExperimentOptions& options);
 std::string default_data_dir(const std::string& name);
+// The models' input for a dataset, without loading it (std::invalid_argument for an unknown name).
+InputSpec input_spec_for(const std::string& name);
 std::vector<std::string> dataset_names();
 
 }  // namespace stn::cli

@@ -150,12 +150,16 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   });
 }
 
-void add_eval_command(CLI::App& app, std::string& run_directory, int& threads) {
-  CLI::App* eval = app.add_subcommand("eval", "Reload a run's weights and evaluate them on its test set");
+void add_eval_command(CLI::App& app, std::string& run_directory, stn::cli::EvalOptions& options) {
+  CLI::App* eval = app.add_subcommand("eval", "Reload a run's weights and evaluate them on its test set, or on IDX files made elsewhere");
   eval->add_option("--run", run_directory, "Run directory written by stn train")->required();
-  eval->add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
-  eval->callback([&run_directory, &threads]() {
-    print_result(stn::cli::run_evaluation(run_directory, threads));
+  eval->add_option("--threads", options.threads, "Threads (0 = all cores)")->capture_default_str();
+  eval->add_option("--test-images", options.test_images, "IDX images (unsigned bytes, N x H x W or N x C x H x W, plain or gzip) to evaluate on instead of the run's test set");
+  eval->add_option("--test-labels", options.test_labels, "IDX labels (unsigned bytes, N) for --test-images");
+  eval->add_option("--data-dir", options.data_dir, "MNIST directory to use instead of the one the run recorded");
+  eval->add_option("--predictions", options.predictions, "Write the predicted label of every test sample here, one per line");
+  eval->callback([&run_directory, &options]() {
+    print_result(stn::cli::run_evaluation(run_directory, options));
   });
 }
 
@@ -215,11 +219,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   TrainCommand train;
   std::string run_directory;
-  int eval_threads = 0;
+  stn::cli::EvalOptions eval_options;
   stn::cli::WarpConfig warp;
   SmallCommands small;
   add_train_command(app, train);
-  add_eval_command(app, run_directory, eval_threads);
+  add_eval_command(app, run_directory, eval_options);
   add_warp_command(app, warp);
   add_small_commands(app, small);
   try {

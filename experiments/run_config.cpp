@@ -50,7 +50,7 @@ const char* describe(Kind kind) {
 const std::map<std::string, Kind>& recorded_keys() {
   static const std::map<std::string, Kind> keys = {
       {"iterations", Kind::count}, {"params", Kind::count}, {"schedule_description", Kind::text},
-      {"training_digits", Kind::count}};
+      {"training_digits", Kind::count}, {"commit", Kind::text}};
   return keys;
 }
 

@@ -21,12 +21,14 @@
 
 #include <fmt/core.h>
 
+#include "experiments/build_info.h"
 #include "experiments/checkpoint.h"
 #include "experiments/datasets.h"
 #include "experiments/figures.h"
 #include "experiments/progress.h"
 #include "experiments/run_config.h"
 #include "experiments/run_dir.h"
+#include "experiments/test_files.h"
 #include "framework/data/loader.h"
 #include "framework/error.h"
 #include "framework/io/atomic_file.h"
@@ -121,7 +123,8 @@ void set_threads(int threads) {
 
 namespace {
 
-std::size_t count_correct(const Tensor& logits, const std::int32_t* labels) {
+std::size_t count_correct(const Tensor& logits, const std::int32_t* labels,
+                          std::vector<std::int32_t>* predictions = nullptr) {
   const std::size_t rows = logits.shape()[0], classes = logits.shape()[1];
   std::size_t correct = 0;
   for (std::size_t n = 0; n < rows; ++n) {
@@ -130,6 +133,7 @@ std::size_t count_correct(const Tensor& logits, const std::int32_t* labels) {
     for (std::size_t c = 1; c < classes; ++c)
       if (row[c] > row[best]) best = c;
     correct += static_cast<std::int32_t>(best) == labels[n];
+    if (predictions) predictions->push_back(static_cast<std::int32_t>(best));
   }
   return correct;
 }
@@ -217,7 +221,8 @@ class MetricsLog {
 
 }  // namespace
 
-Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size) {
+Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size,
+                    std::vector<std::int32_t>* predictions) {
   const bool was_training = model.is_training();
   model.eval();
   DataLoader loader(data, LoaderOptions{.batch_size = batch_size, .shuffle = false});
@@ -232,7 +237,7 @@ Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size) 
   while (loader.next(batch)) {
     tape.clear();
     Var logits = model.forward(tape.input(batch.images));
-    correct += count_correct(logits.value(), batch.labels.data());
+    correct += count_correct(logits.value(), batch.labels.data(), predictions);
     loss_total += cross_entropy(logits, batch.labels).value()() * static_cast<double>(batch.labels.size());
     result.samples += batch.labels.size();
   }
@@ -347,6 +352,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   config_json["iterations"] = iterations;
   config_json["params"] = model->parameter_count();
   config_json["training_digits"] = experiment.train.size();
+  config_json["commit"] = build_commit();
   config_json["schedule_description"] = schedule.describe();
   if (!has_transformers) config_json.erase("loc_lr_scale");  // no localisation net to scale
   write_file_atomically(config.out + "/config.json", config_json.dump(2) + "\n");
@@ -469,6 +475,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
                   {"preset", config.preset},
                   {"seed", config.seed},
                   {"threads", omp_get_max_threads()},
+                  {"commit", build_commit()},
                   {"run", config.out}};
   write_file_atomically(config.out + "/result.json", summary.dump(2) + "\n");
   return summary;
@@ -540,18 +547,40 @@ json resume_training(const std::string& run_directory, std::optional<int> thread
   return train_locked(config, run_directory);
 }
 
-json run_evaluation(const std::string& run_directory, int threads) {
+json run_evaluation(const std::string& run_directory, const EvalOptions& options) {
   check_run_directory_path(run_directory, "--run");
+  if (options.test_images.empty() != options.test_labels.empty())
+    throw std::invalid_argument("--test-images and --test-labels go together (got only " +
+                                std::string(options.test_images.empty() ? "--test-labels" : "--test-images") + ")");
   const RunConfig run = read_run_config(run_directory);
-  const TrainConfig& config = run.config;
-  set_threads(threads);
-  Experiment experiment = load_experiment(config.dataset, experiment_options(config));
-  std::shared_ptr<Module> model = make_model(config.model, experiment.input);
+  TrainConfig config = run.config;
+  if (!options.data_dir.empty()) config.data_dir = options.data_dir;
+  set_threads(options.threads);
+  const bool own_files = !options.test_images.empty();
+  std::optional<Experiment> experiment;
+  Dataset files;
+  InputSpec input;
+  if (own_files) {
+    input = input_spec_for(config.dataset);
+    files = load_test_files(options.test_images, options.test_labels, input);
+  } else {
+    experiment = load_experiment(config.dataset, experiment_options(config));
+    input = experiment->input;
+  }
+  std::shared_ptr<Module> model = make_model(config.model, input);
   load_parameters(run_directory + "/model.safetensors", *model);
-  const EvaluationSet evaluation = evaluation_set(config, experiment);
-  Evaluation test = evaluate(*model, evaluation.data);
-  return json{{evaluation.name + "_error", test.error_percent},
+  const EvaluationSet evaluation =
+      own_files ? EvaluationSet{files, "test"} : evaluation_set(config, *experiment);
+  std::vector<std::int32_t> predictions;
+  Evaluation test = evaluate(*model, evaluation.data, 500, options.predictions.empty() ? nullptr : &predictions);
+  if (!options.predictions.empty()) {
+    std::string text;
+    for (std::int32_t label : predictions) text += std::to_string(label) + "\n";
+    write_file_atomically(options.predictions, text);
+  }
+  json result{{evaluation.name + "_error", test.error_percent},
               {evaluation.name + "_loss", test.loss},
+              {"samples", test.samples},
               {"iters", run.iterations},
               {"params", model->parameter_count()},
               {"samples_per_s", static_cast<double>(test.samples) / test.seconds},
@@ -560,6 +589,8 @@ json run_evaluation(const std::string& run_directory, int threads) {
               {"model", config.model},
               {"preset", config.preset},
               {"run", run_directory}};
+  if (own_files) result["test_images"] = options.test_images, result["test_labels"] = options.test_labels;
+  return result;
 }
 
 }  // namespace stn::cli

@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -68,8 +69,10 @@ struct Evaluation {
   double seconds = 0.0;
 };
 
-// Test-set error of `model` in evaluation mode, without recording a backward.
-Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size = 500);
+// Test-set error of `model` in evaluation mode, without recording a backward; `predictions`,
+// if given, receives the predicted class of every sample in order.
+Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size = 500,
+                    std::vector<std::int32_t>* predictions = nullptr);
 
 // Trains, evaluates, writes the run directory; returns the final JSON summary (also printed
 // as the last stdout line by the command). The run directory must be new or empty, unless
@@ -91,8 +94,16 @@ struct Interrupted : std::runtime_error {
   int signal;
 };
 
-// Reloads a run's weights and evaluates them on its test set.
-nlohmann::json run_evaluation(const std::string& run_directory, int threads);
+struct EvalOptions {
+  int threads = 0;
+  std::string test_images, test_labels;  // both or neither: test data made elsewhere (IDX)
+  std::string data_dir;                  // replaces the run's recorded data directory
+  std::string predictions;               // if set, one predicted label per line is written here
+};
+
+// Reloads a run's weights and evaluates them on its test set (a --validation run: on its
+// validation set), or on the IDX files of options.test_images / test_labels.
+nlohmann::json run_evaluation(const std::string& run_directory, const EvalOptions& options);
 
 void set_threads(int threads);
 // Throws std::invalid_argument unless 0 <= threads <= kMaxThreads.

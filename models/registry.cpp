@@ -20,7 +20,8 @@ std::map<std::string, ModelFactory> build_registry() {
       {"fcn", [](const InputSpec& input) { return make_sized_fcn(input); }},
       {"fcn-256", [](const InputSpec& input) { return make_fcn(input, {.hidden_units = 256}); }},
       {"cnn", [](const InputSpec& input) { return make_cnn(input); }},
-      {"2xst-fcn", [](const InputSpec& input) { return make_2xst_fcn(input, TransformKind::affine); }},
+      // TPS, as in the paper's illustration of the addition model (PAPER.md, A.1).
+      {"2xst-fcn", [](const InputSpec& input) { return make_2xst_fcn(input, TransformKind::tps); }},
   };
   for (const char* kind : {"aff", "att", "proj", "tps"}) {
     TransformKind k = parse_transform_kind(kind);

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Runs the experiments of the paper's Table 1 (and the TC column) one after another with one
-# preset, then prints the table (`stn table --markdown`). Safe to stop and start again: a run
-# with a result.json is skipped, an unfinished one is resumed from its newest checkpoint.
+# Runs the paper's experiments with one preset, one after another, the most informative
+# first, then prints the tables (`stn table --markdown`): Table 1 (8 models on R, RTS, P and
+# E), TC (4 models), MNIST addition (4 models), and seeds 2 and 3 of the CNN and ST-CNN-Aff on
+# R and RTS and of the CNN and 2xST-FCN on addition. Safe to stop and start again: a run with
+# a result.json is skipped, an unfinished one is resumed from its newest checkpoint. Two
+# copies may run at once on the same --out (one per core): each claims a run before starting
+# it (OUT/claims/NAME, holding its process id), so they never take the same run.
 #
-#   bash scripts/table1.sh                       # the fast preset, every run, 2 threads
-#   bash scripts/table1.sh --only 'rts-*'        # the runs whose name (DATASET-MODEL) matches
+#   bash scripts/table1.sh --preset table --threads 1       # every run
+#   bash scripts/table1.sh --only 'rts-*'                   # the runs whose name matches
 #   bash scripts/table1.sh --preset paper --only 'r-cnn' --only 'r-st-cnn-aff'
 #
-# Options: --preset NAME (default fast), --threads N (default 0: all cores), --out DIR
-# (default runs/<preset>), --only GLOB (repeatable), --list (print the runs and stop).
-# Each run writes OUT/DATASET-MODEL/ and its console output to OUT/logs/DATASET-MODEL.log.
+# Options: --preset NAME (default table), --threads N (default 0: all cores; keep it fixed
+# for a run: it is part of the run's bits), --out DIR (default runs/<preset>), --bin FILE
+# (the stn binary to run, used as it is: copy it somewhere no build writes to; default: a
+# private copy of build/stn per run), --only GLOB (repeatable), --list (print the runs and stop).
+# Runs are named DATASET-MODEL for seed 1 and DATASET-MODEL-sN for seed N. Each writes
+# OUT/NAME/ and its console output to OUT/logs/NAME.log.
 # SIGINT or SIGTERM stops the current run at a checkpoint (exit 130/143) and the queue with it.
-# Needs the set-up (scripts/setup.sh): build/stn and data/mnist.
+# Needs the set-up (scripts/setup.sh): build/stn (or --bin) and data/mnist.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -19,9 +26,10 @@ cd "$here"
 say() { printf '\033[1m[table1]\033[0m %s\n' "$*"; }
 die() { printf '[table1] error: %s\n' "$*" >&2; exit 2; }
 
-preset=fast
+preset=table
 threads=0
 out=
+bin=
 only=()
 list=0
 while (($#)); do
@@ -29,25 +37,36 @@ while (($#)); do
     --preset) [[ $# -ge 2 ]] || die "--preset needs a name"; preset=$2; shift 2 ;;
     --threads) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--threads needs a whole number"; threads=$2; shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a directory"; out=$2; shift 2 ;;
+    --bin) [[ $# -ge 2 ]] || die "--bin needs the path of an stn binary"; bin=$2; shift 2 ;;
     --only) [[ $# -ge 2 ]] || die "--only needs a pattern such as 'rts-*'"; only+=("$2"); shift 2 ;;
     --list) list=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) die "unknown option '$1' (known: --preset, --threads, --out, --only, --list)" ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) die "unknown option '$1' (known: --preset, --threads, --out, --bin, --only, --list)" ;;
   esac
 done
 [[ -n "$out" ]] || out="runs/$preset"
 
-# The acceptance list of the experiments issue: four models on the four 28/42 px datasets,
-# the CNN and the affine ST-CNN on translated + cluttered MNIST.
+# "DATASET MODEL SEED", the most informative first: the CNN and ST-CNN-Aff where the paper's
+# gap is clearest (R, P), then RTS and E, TC and addition, then the other rows, then seeds.
 runs=()
-for dataset in r rts p e; do
-  for model in cnn st-cnn-aff st-cnn-tps fcn; do runs+=("$dataset $model"); done
+for dataset in r p rts e; do runs+=("$dataset cnn 1" "$dataset st-cnn-aff 1"); done
+runs+=("tc cnn 1" "tc st-cnn-aff 1" "add cnn 1" "add 2xst-fcn 1")
+for dataset in r p rts e; do
+  for model in st-cnn-tps st-cnn-proj fcn st-fcn-aff st-fcn-proj st-fcn-tps; do runs+=("$dataset $model 1"); done
 done
-runs+=("tc cnn" "tc st-cnn-aff")
+runs+=("tc fcn 1" "tc st-fcn-aff 1" "add fcn 1" "add st-fcn-tps 1")
+for seed in 2 3; do
+  for run in "r cnn" "r st-cnn-aff" "rts cnn" "rts st-cnn-aff" "add cnn" "add 2xst-fcn"; do runs+=("$run $seed"); done
+done
+
+run_name() {  # DATASET MODEL SEED
+  if [[ $3 == 1 ]]; then echo "$1-$2"; else echo "$1-$2-s$3"; fi
+}
 
 selected=()
 for run in "${runs[@]}"; do
-  name=${run/ /-}
+  read -r dataset model seed <<<"$run"
+  name=$(run_name "$dataset" "$model" "$seed")
   if ((${#only[@]})); then
     keep=0
     for pattern in "${only[@]}"; do
@@ -58,41 +77,64 @@ for run in "${runs[@]}"; do
   fi
   selected+=("$run")
 done
-((${#selected[@]})) || die "no run matches --only ${only[*]} (runs are named DATASET-MODEL, e.g. rts-st-cnn-aff)"
+((${#selected[@]})) || die "no run matches --only ${only[*]} (runs are named DATASET-MODEL[-sSEED], e.g. rts-st-cnn-aff)"
 if ((list)); then
-  for run in "${selected[@]}"; do echo "${run/ /-}"; done
+  for run in "${selected[@]}"; do read -r dataset model seed <<<"$run"; run_name "$dataset" "$model" "$seed"; done
   exit 0
 fi
-[[ -x build/stn ]] || die "build/stn not found: run bash scripts/setup.sh first"
+if [[ -n "$bin" ]]; then
+  [[ -x "$bin" ]] || die "--bin $bin is not an executable file"
+  binary=$bin
+else
+  [[ -x build/stn ]] || die "build/stn not found: run bash scripts/setup.sh first (or give --bin)"
+  # Each run uses its own copy of the binary, so rebuilding build/stn meanwhile is harmless.
+  binary=$(mktemp "${TMPDIR:-/tmp}/stn-table1.XXXXXX")
+  trap 'rm -f "$binary"' EXIT
+fi
 
-mkdir -p "$out/logs"
-# Each run uses its own copy of the binary, so rebuilding build/stn meanwhile is harmless.
-binary=$(mktemp "${TMPDIR:-/tmp}/stn-table1.XXXXXX")
-trap 'rm -f "$binary"' EXIT
+mkdir -p "$out/logs" "$out/claims"
+# A claim is a directory made atomically (mkdir); one whose process has gone is taken over.
+claim() {
+  local claim_dir="$out/claims/$1"
+  if ! mkdir "$claim_dir" 2>/dev/null; then
+    local holder
+    holder=$(cat "$claim_dir/pid" 2>/dev/null || true)
+    if [[ -n "$holder" ]] && kill -0 "$holder" 2>/dev/null; then return 1; fi
+    rm -rf "$claim_dir"
+    mkdir "$claim_dir" 2>/dev/null || return 1
+  fi
+  echo $$ >"$claim_dir/pid"
+}
+release() { rm -rf "$out/claims/$1"; }
 
 start=$SECONDS
 done_count=0
 for run in "${selected[@]}"; do
-  read -r dataset model <<<"$run"
-  name="$dataset-$model"
+  read -r dataset model seed <<<"$run"
+  name=$(run_name "$dataset" "$model" "$seed")
   dir="$out/$name"
   log="$out/logs/$name.log"
   if [[ -f "$dir/result.json" ]]; then
-    say "$name: finished earlier, skipped ($dir/result.json)"
     done_count=$((done_count + 1))
     continue
   fi
-  cp build/stn "$binary" && chmod u+x "$binary"
+  if ! claim "$name"; then
+    say "$name: taken by another copy of this script, skipped"
+    continue
+  fi
+  [[ -n "$bin" ]] || { cp build/stn "$binary" && chmod u+x "$binary"; }
   if [[ -f "$dir/config.json" ]]; then
     say "$name: resuming the unfinished run in $dir (log: $log)"
     command=("$binary" train --resume "$dir" --threads "$threads")
   else
-    say "$name: starting ($preset preset, log: $log)"
-    command=("$binary" train --preset "$preset" --dataset "$dataset" --model "$model" --threads "$threads" --out "$dir")
+    say "$name: starting ($preset preset, seed $seed, log: $log)"
+    command=("$binary" train --preset "$preset" --dataset "$dataset" --model "$model" --seed "$seed"
+             --threads "$threads" --out "$dir")
   fi
   status=0
   run_start=$SECONDS
   "${command[@]}" >>"$log" 2>&1 || status=$?
+  release "$name"
   case $status in
     0) say "$name: done in $((SECONDS - run_start)) s: $(tail -n 1 "$log")"; done_count=$((done_count + 1)) ;;
     130|143) say "$name: interrupted; its checkpoint is kept, run this script again to resume"; exit "$status" ;;
@@ -100,4 +142,4 @@ for run in "${selected[@]}"; do
   esac
 done
 say "$done_count of ${#selected[@]} runs finished ($((SECONDS - start)) s in this call)"
-"$here/build/stn" table --runs "$out" --markdown
+"$binary" table --runs "$out" --markdown

@@ -23,6 +23,12 @@ run rts-st-cnn-aff rts st-cnn-aff 0.4
 run r-cnn r cnn 1.1
 run r-fcn r fcn 2.5
 run tc-cnn-killed tc cnn             # killed: no result.json
+run tc-cnn tc cnn 3.0
+run tc-st-cnn-aff tc st-cnn-aff 1.5
+run add-2xst-fcn add 2xst-fcn 6.0
+run add-fcn add fcn 40.0
+run r-validation r cnn
+echo '{"dataset": "r", "model": "cnn", "validation_error": 1.5}' >"$work/runs/r-validation/result.json"
 run tc-broken tc cnn 1.0
 echo "not json" >"$work/runs/tc-broken/result.json"
 mkdir -p "$work/runs/not-a-run"        # no config.json: not a run directory, ignored
@@ -34,9 +40,22 @@ grep -qF '| fcn | 2.50 / 2.1 (worse) | - |' "$work/out" || fail "FCN row"
 grep -qF '| cnn | 1.10 / 1.2 | 2.00 ± 1.00 (n=3) / 0.8 (worse) |' "$work/out" || fail "CNN row (mean +/- std over seeds)"
 grep -qF '| st-cnn-aff | - | 0.40 / 0.5 |' "$work/out" || fail "ST-CNN row"
 # The paper's row order: FCN, CNN, then the ST models.
-[[ $(grep -n '^| fcn' "$work/out" | cut -d: -f1) -lt $(grep -n '^| cnn' "$work/out" | cut -d: -f1) ]] || fail "row order"
+[[ $(grep -n '^| fcn' "$work/out" | head -n 1 | cut -d: -f1) -lt $(grep -n '^| cnn' "$work/out" | head -n 1 | cut -d: -f1) ]] || fail "row order"
 grep -qF "note: skipped $work/runs/tc-cnn-killed (unfinished: no result.json)" "$work/out" || fail "no note for the unfinished run"
 grep -qF "note: skipped $work/runs/tc-broken (unreadable result.json)" "$work/out" || fail "no note for the unreadable result"
 grep -q "not-a-run" "$work/out" && fail "a directory without config.json was taken for a run"
-tail -n 1 "$work/out" | grep -qF '"cnn":{"r":[1.1],"rts":[1.0,2.0,3.0]}' || fail "JSON summary"
+tail -n 1 "$work/out" | grep -qF '"cnn":{"r":[1.1],"rts":[1.0,2.0,3.0],"tc":[3.0]}' || fail "JSON summary"
+# The TC and addition tables, each under its title, in the paper's row order.
+grep -qF 'no test error)' "$work/out" || fail "no note for the validation run"
+grep -qF "note: skipped $work/runs/r-validation (a --validation run: it has a validation error, no test error)" "$work/out" \
+  || fail "the validation run's note"
+tc_line=$(grep -n '^\*\*Translated and cluttered MNIST (60x60)\*\*' "$work/out" | cut -d: -f1)
+add_line=$(grep -n '^\*\*MNIST addition (Table 4)\*\*' "$work/out" | cut -d: -f1)
+[[ -n "$tc_line" && -n "$add_line" && $tc_line -lt $add_line ]] || fail "TC and addition table titles"
+sed -n "$tc_line,${add_line}p" "$work/out" | grep -qF '| model (ours / paper, % test error) | TC |' || fail "TC header"
+sed -n "$tc_line,${add_line}p" "$work/out" | grep -qF '| cnn | 3.00 / 3.5 |' || fail "TC CNN row"
+sed -n "$tc_line,${add_line}p" "$work/out" | grep -qF '| st-cnn-aff | 1.50 / 1.7 |' || fail "TC ST-CNN row"
+sed -n "$add_line,\$p" "$work/out" | grep -qF '| model (ours / paper, % test error) | addition |' || fail "addition header"
+[[ $(sed -n "$add_line,\$p" "$work/out" | grep -n '^| fcn | 40.00 / 47.7 |' | cut -d: -f1) -lt \
+   $(sed -n "$add_line,\$p" "$work/out" | grep -n '^| 2xst-fcn | 6.00 / 5.8 (worse) |' | cut -d: -f1) ]] || fail "addition rows"
 echo "ok: stn table"
