@@ -130,6 +130,8 @@ for run in "${selected[@]}"; do
     say "$name: starting ($preset preset, seed $seed, log: $log)"
     command=("$binary" train --preset "$preset" --dataset "$dataset" --model "$model" --seed "$seed"
              --threads "$threads" --out "$dir")
+    # A run killed before it wrote its config.json left nothing to resume: start it afresh.
+    [[ ! -d "$dir" ]] || command+=(--overwrite)
   fi
   status=0
   run_start=$SECONDS
