@@ -25,6 +25,10 @@
 // (K, H', W', align_corners) and cached (thread-safe), and the grid is the linear map
 // sampling_grid[n] = M (H'W', K) x theta[n] (K, 2).
 //
+// Higher order: each backward is recorded too (stn::grad with create_graph), as ops (a
+// matmul with the constant Jacobian of the linear grids; the projective grid's quotient rule
+// with mul / div / sum), so the grids are differentiable any number of times.
+//
 // Errors: theta of the wrong shape, a zero output size or a non-finite theta throw
 // ShapeError / std::invalid_argument naming the op and the shape or value.
 // The Tensor overloads compute the same grids without a tape (data distortion, viewing).

@@ -17,7 +17,14 @@
 // and NaN / Inf coordinates never reach an integer conversion (see kernels/sampler.h).
 // Results match PyTorch 1.13's torch.nn.functional.grid_sample to float rounding.
 //
-// Nearest mode is for viewing: no gradient to the grid; U gets its (one-pixel) gradient.
+// Higher order: the backward is recorded too (stn::grad with create_graph), as ops with
+// their own backward kernels (kernels/sampler_derivatives.h), so grid_sample is
+// differentiable any number of times with respect to both U and the grid, cross terms
+// included (d2V/dx2 = 0 inside a cell, d2V/dxdy is not); the fast first-order kernels are
+// unchanged.
+//
+// Nearest mode is for viewing: no gradient to the grid; U gets its (one-pixel) gradient,
+// whose recorded form is a nearest scatter (its own backward: nearest sampling again).
 // When U needs no gradient (a transformer on the input image) its gradient is never
 // computed, and one U can feed several grids (parallel transformers) without a copy.
 //

@@ -344,7 +344,6 @@ Var penalised_loss(Module& model, Var images, const std::vector<std::int32_t>& l
 }
 
 TEST(HigherOrderUses, GradientPenaltyStepOfAnStCnnMatchesFiniteDifferences) {
-  GTEST_SKIP() << "needs grid_sample differentiable twice (issue 12, the spatial ops), not yet on main";
   auto model = tiny_st_cnn();
   Generator g(8);
   const Tensor images = random_tensor({3, 1, 12, 12}, g, 0.0f, 1.0f);
