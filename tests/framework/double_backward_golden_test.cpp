@@ -39,7 +39,7 @@ using nlohmann::json;
 constexpr float kRelativeTolerance = 1e-4f;
 constexpr float kAbsoluteTolerance = 1e-6f;
 
-const std::set<std::string> kAwaitingRecordedBackward = {"grid_sample"};
+const std::set<std::string> kAwaitingRecordedBackward = {};
 
 // The op and, for grid_sample of a generator's grid, the generator: both need a recorded
 // backward for the case to go through create_graph.
