@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "experiments/datasets.h"
+#include "experiments/run_dir.h"
 #include "framework/data/distorted.h"
 #include "framework/io/atomic_file.h"
 #include "framework/io/png.h"
@@ -68,6 +69,8 @@ json run_models(const std::string& dataset) {
 json run_data(const std::string& dataset, const std::string& data_dir, const std::string& output, std::size_t count,
               std::uint64_t seed) {
   if (count == 0 || count > 1024) throw std::invalid_argument("--count must be in [1, 1024]");
+  check_output_file(output, "--out");
+  require_utf8(data_dir, "--data");
   Experiment experiment = load_experiment(dataset, ExperimentOptions{.data_dir = data_dir});
   if (count > experiment.train.size())
     throw std::invalid_argument("--count " + std::to_string(count) + " is larger than the training set in " + data_dir +

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "framework/error.h"
+
 namespace stn::cli {
 
 namespace {
@@ -96,9 +98,17 @@ Experiment load_experiment(const std::string& name, const ExperimentOptions& opt
     e.train = rows(e.train, 0, total - kValidationDigits, e.train.name + "[train]");
     return held_out;
   };
+  // Train and test files swapped would otherwise train on 10,000 digits and test on 60,000.
+  auto check_splits = [&](std::size_t train_count, std::size_t test_count) {
+    if (train_count < test_count)
+      throw DataError(dir + ": the training split (train-*) holds " + std::to_string(train_count) +
+                      " images but the test split (t10k-*) " + std::to_string(test_count) +
+                      "; are the files swapped? (MNIST and Fashion-MNIST have 60000 and 10000)");
+  };
   if (name == "fashion") {
     e.train = load_fashion_mnist(dir, Split::Train);
     e.test = load_fashion_mnist(dir, Split::Test);
+    check_splits(e.train.size(), e.test.size());
     if (options.validation) e.validation = hold_out();
   } else {
     bool known = false;
@@ -110,9 +120,10 @@ Experiment load_experiment(const std::string& name, const ExperimentOptions& opt
     }
     e.kind = name == "mnist" ? DistortionKind::none : parse_distortion(name);
     e.train = load_mnist(dir, Split::Train);
+    Dataset mnist_test = load_mnist(dir, Split::Test);
+    check_splits(e.train.size(), mnist_test.size());
     if (options.validation)
       e.validation = distorted_fixed_set(hold_out(), e.kind, options.test_seed, options.cache_dir, FixedSet::validation);
-    Dataset mnist_test = load_mnist(dir, Split::Test);
     e.test = e.kind == DistortionKind::none
                  ? std::move(mnist_test)
                  : distorted_test_set(mnist_test, e.kind, options.test_seed, options.cache_dir);

@@ -273,7 +273,9 @@ bool write_training_curves(const std::string& run_dir) {
     bytes = read_file(temporary_path);
     read_image(temporary_path);
   } catch (const std::exception& e) {
-    throw std::runtime_error(png_path + ": gnuplot exited 0 but wrote no complete PNG (" + e.what() + ")" +
+    std::string reason = e.what();
+    if (reason.rfind(temporary_path + ": ", 0) == 0) reason.erase(0, temporary_path.size() + 2);
+    throw std::runtime_error(png_path + ": gnuplot exited 0 but wrote no complete PNG (" + reason + ")" +
                              (messages.empty() ? "" : "; gnuplot said: " + last_line(messages)));
   }
   write_file_atomically(png_path, bytes);

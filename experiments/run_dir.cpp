@@ -161,6 +161,16 @@ std::string shell_quote(const std::string& text) {
   return quoted + "'";
 }
 
+void check_output_file(const std::string& path, const std::string& flag) {
+  require_utf8(path, flag);
+  const fs::path file(path);
+  const fs::path parent = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  std::error_code error;
+  if (!fs::is_directory(parent, error))
+    throw std::invalid_argument(flag + " '" + path + "': the directory '" + parent.string() + "' does not exist");
+  if (fs::is_directory(file, error)) throw std::invalid_argument(flag + " '" + path + "' is a directory");
+}
+
 void check_run_directory_path(const std::string& path, const std::string& flag) {
   if (path.empty()) throw std::invalid_argument(flag + " needs a run directory, got an empty string");
   require_utf8(path, flag);

@@ -50,4 +50,8 @@ std::string shell_quote(const std::string& text);
 // Throws std::invalid_argument("FLAG: ... is not valid UTF-8 ...") unless `text` is UTF-8.
 void require_utf8(const std::string& text, const std::string& flag);
 
+// An output file's path, checked before the work that makes it: UTF-8, its directory
+// exists, and it does not name a directory. Throws std::invalid_argument naming `flag`.
+void check_output_file(const std::string& path, const std::string& flag);
+
 }  // namespace stn::cli

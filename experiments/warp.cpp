@@ -2,10 +2,12 @@
 
 #include <array>
 #include <cmath>
+#include <new>
 #include <stdexcept>
 
 #include <fmt/core.h>
 
+#include "experiments/run_dir.h"
 #include "framework/data/mnist.h"
 #include "framework/error.h"
 #include "framework/io/npy.h"
@@ -47,6 +49,19 @@ void require_finite(const char* flag, const std::vector<float>& values) {
     if (!std::isfinite(v)) throw std::invalid_argument(std::string(flag) + " values must be finite");
 }
 
+// The TPS solve is O(K^3) in the K control points: a 90 x 90 grid took ~20 minutes.
+void check_tps_points(const std::vector<float>& tps) {
+  const std::size_t points = tps.size() / 2;
+  const auto side = static_cast<std::size_t>(std::lround(std::sqrt(static_cast<double>(points))));
+  if (tps.size() % 2 || side * side != points || side < 2)
+    throw std::invalid_argument("--tps takes x,y pairs for K = k*k control points (k >= 2), got " +
+                                std::to_string(tps.size()) + " numbers");
+  if (side > kMaxTpsSide)
+    throw std::invalid_argument(fmt::format("--tps takes at most a {} x {} grid of control points ({} numbers), got {} x {}",
+                                            kMaxTpsSide, kMaxTpsSide, 2 * kMaxTpsSide * kMaxTpsSide, side, side));
+  require_finite("--tps", tps);
+}
+
 }  // namespace
 
 std::vector<float> compose_named_operations(const WarpConfig& c) {
@@ -57,7 +72,11 @@ std::vector<float> compose_named_operations(const WarpConfig& c) {
     theta = multiply(Matrix{std::cos(a), -std::sin(a), 0, std::sin(a), std::cos(a), 0, 0, 0, 1}, theta);
   }
   if (c.zoom) {
-    if (!(*c.zoom > 0.0f) || !std::isfinite(*c.zoom)) throw std::invalid_argument("--zoom must be a positive number, got " + std::to_string(*c.zoom));
+    if (!(*c.zoom > 0.0f) || !std::isfinite(*c.zoom))
+      throw std::invalid_argument(fmt::format("--zoom must be a positive number, got {:g}", *c.zoom));
+    // Beyond these the sampling grid's coordinates overflow or collapse to a point.
+    if (*c.zoom < kMinZoom || *c.zoom > kMaxZoom)
+      throw std::invalid_argument(fmt::format("--zoom must be between {:g} and {:g}, got {:g}", kMinZoom, kMaxZoom, *c.zoom));
     const double s = 1.0 / *c.zoom;
     theta = multiply(Matrix{s, 0, 0, 0, s, 0, 0, 0, 1}, theta);
   }
@@ -73,8 +92,12 @@ std::vector<float> compose_named_operations(const WarpConfig& c) {
     if (!(x1 > x0 && y1 > y0)) throw std::invalid_argument("--crop needs X1 > X0 and Y1 > Y0");
     theta = multiply(Matrix{(x1 - x0) / 2, 0, (x1 + x0) / 2, 0, (y1 - y0) / 2, (y1 + y0) / 2, 0, 0, 1}, theta);
   }
-  return {static_cast<float>(theta[0]), static_cast<float>(theta[1]), static_cast<float>(theta[2]),
-          static_cast<float>(theta[3]), static_cast<float>(theta[4]), static_cast<float>(theta[5])};
+  std::vector<float> result = {static_cast<float>(theta[0]), static_cast<float>(theta[1]), static_cast<float>(theta[2]),
+                               static_cast<float>(theta[3]), static_cast<float>(theta[4]), static_cast<float>(theta[5])};
+  for (float v : result)
+    if (!std::isfinite(v))
+      throw std::invalid_argument("--rotate, --zoom, --pan and --crop compose to a transform that is not finite");
+  return result;
 }
 
 Tensor load_warp_input(const WarpConfig& c) {
@@ -104,7 +127,9 @@ Tensor load_warp_input(const WarpConfig& c) {
   return image;
 }
 
-nlohmann::json run_warp(const WarpConfig& c) {
+namespace {
+
+nlohmann::json warp(const WarpConfig& c) {
   const int explicit_kinds = !c.affine.empty() + !c.projective.empty() + !c.tps.empty();
   const bool named = c.rotate || c.zoom || !c.pan.empty() || !c.crop.empty();
   if (explicit_kinds > 1 || (explicit_kinds == 1 && named))
@@ -113,10 +138,18 @@ nlohmann::json run_warp(const WarpConfig& c) {
     throw std::invalid_argument("--out must end in .png or .npy, got '" + c.output + "'");
   if (c.padding != "zeros" && c.padding != "border")
     throw std::invalid_argument("--padding must be zeros or border, got '" + c.padding + "'");
+  check_output_file(c.output, "--out");
+  if (!c.size.empty()) parse_size(c.size);
+  if (!c.tps.empty()) check_tps_points(c.tps);
 
   Tensor image = load_warp_input(c);
   const std::size_t channels = image.shape()[0];
   auto [height, width] = c.size.empty() ? std::pair{image.shape()[1], image.shape()[2]} : parse_size(c.size);
+  if (!c.tps.empty() && height * width * (c.tps.size() / 2 + 3) > kMaxTpsGridElements)
+    throw std::invalid_argument(fmt::format("--tps with {} control points at {} x {} pixels needs a {} x {} matrix, more "
+                                            "than the {} elements allowed; give a smaller --size or fewer points",
+                                            c.tps.size() / 2, height, width, height * width, c.tps.size() / 2 + 3,
+                                            kMaxTpsGridElements));
   Tensor input = image;
   input.reshape({1, channels, image.shape()[1], image.shape()[2]});
 
@@ -134,10 +167,6 @@ nlohmann::json run_warp(const WarpConfig& c) {
   } else if (!c.tps.empty()) {
     kind = "tps";
     const std::size_t points = c.tps.size() / 2;
-    const auto side = static_cast<std::size_t>(std::lround(std::sqrt(static_cast<double>(points))));
-    if (c.tps.size() % 2 || side * side != points || side < 2)
-      throw std::invalid_argument("--tps takes x,y pairs for K = k*k control points (k >= 2), got " + std::to_string(c.tps.size()) + " numbers");
-    require_finite("--tps", c.tps);
     parameters = c.tps;
     Tensor theta = empty({1, points, 2});
     std::copy(parameters.begin(), parameters.end(), theta.data());
@@ -166,6 +195,17 @@ nlohmann::json run_warp(const WarpConfig& c) {
   if (ends_with(c.output, ".npy")) write_npy(c.output, output);
   else write_png(c.output, output);
   return {{"out", c.output}, {"kind", kind}, {"theta", parameters}, {"size", {height, width}}, {"channels", channels}};
+}
+
+}  // namespace
+
+nlohmann::json run_warp(const WarpConfig& c) {
+  try {
+    return warp(c);
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error("out of memory warping " + c.input + (c.size.empty() ? "" : " to --size " + c.size) +
+                             " (try a smaller --size)");
+  }
 }
 
 }  // namespace stn::cli

@@ -12,6 +12,12 @@
 
 namespace stn::cli {
 
+// Limits checked before anything is allocated (README, Reliability); --size allows up to
+// 8192 pixels a side.
+constexpr std::size_t kMaxTpsSide = 16;                             // --tps: at most 16 x 16 points
+constexpr std::size_t kMaxTpsGridElements = std::size_t{1} << 27;   // pixels x (K + 3) of the TPS grid
+constexpr float kMinZoom = 1e-6f, kMaxZoom = 1e6f;
+
 struct WarpConfig {
   std::string input;   // PNG, .npy, or mnist:train:INDEX / mnist:test:INDEX
   std::string data_dir = "data/mnist";

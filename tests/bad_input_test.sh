@@ -26,7 +26,7 @@ corpus="$tests_dir/fuzz/corpus"
 per_case_timeout=${STN_BAD_INPUT_TIMEOUT:-120}
 
 work=$(mktemp -d)
-trap 'chmod -R u+rwx "$work" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'umount "$work/full" 2>/dev/null; chmod -R u+rwx "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work" || exit 2
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
@@ -170,6 +170,50 @@ base64 -d >dht.jpg <<'JPEG'
 Pk1xeXBkeFxlZ2P/wAALCAAIAAgBAREA/8QAFAABAAAAABcQAAMBAP8AAAAAAAA9PDkzAAAAF2Oh/9oACAEBAAA/ACRLD//Z
 JPEG
 
+# Issue 11 (reliability, second round): run directories, config.json, limits, messages.
+cp "$corpus/image/crash-png-16384x16384-rgba16-69-bytes.png" claims-16384.png
+cp "$corpus/image/bad-claims-8192x8192-rgba16.png" claims-8192.png
+head -c -12 good.png >no-iend.png
+variant idx-fifo; rm idx-fifo/t10k-images-idx3-ubyte; mkfifo idx-fifo/t10k-images-idx3-ubyte
+variant idx-dev-zero; rm idx-dev-zero/t10k-images-idx3-ubyte; ln -s /dev/zero idx-dev-zero/t10k-images-idx3-ubyte
+fake_mnist swapped 16 64
+printf 'not a directory\n' >a-file
+mkdir -p foreign-dir; printf 'my notes\n' >foreign-dir/notes.txt
+run_variant run-locked; : >run-locked/.lock
+run_variant resume-stale; rm -rf resume-stale/checkpoints/*
+printf 'half a checkpoint' >resume-stale/checkpoints/.step-00000001.safetensors.tmp-99999999-0
+set_config() {  # set_config DIR KEY VALUE: replaces the value of KEY in DIR/config.json
+  sed -i -E "s/(\"$2\": *)[^,}]*/\1$3/" "$1/config.json"
+}
+run_variant config-iters-negative; set_config config-iters-negative iters -5
+run_variant config-seed-negative; set_config config-seed-negative seed -1
+run_variant config-batch-string; set_config config-batch-string batch '"8"'
+run_variant config-lr-zero; set_config config-lr-zero lr 0
+run_variant config-batch-huge; set_config config-batch-huge batch 60000
+run_variant config-unknown-key; sed -i 's/^{/{\n  "colour": "blue",/' config-unknown-key/config.json
+run_variant resume-longer; set_config resume-longer iters 5; set_config resume-longer iterations 5
+run_variant resume-diverge; set_config resume-diverge lr 1e30
+run_variant ckpt-nan
+nan_data() { bytes 0 0 192 127; tail -c +5 model.data; }
+safetensors "$header" <(nan_data) >ckpt-nan/model.safetensors
+run_variant resume-nan
+for f in resume-nan/checkpoints/*[0-9].safetensors; do safetensors "$(st_header "$f" | sed 's/ *$//')" <(bytes 0 0 192 127; st_data "$f" | tail -c +5) >"$f.nan" && mv "$f.nan" "$f"; done
+tps90=$(for ((i = 0; i < 90 * 90; i++)); do printf '0,0,'; done); tps90=${tps90%,}
+# Stand-ins for gnuplot: one that fails, one that exits 0 having written half a PNG.
+mkdir -p gnuplot-fails gnuplot-cuts
+cat >gnuplot-fails/gnuplot <<'SH'
+#!/bin/sh
+echo "gnuplot: cannot open the font" >&2
+exit 3
+SH
+cat >gnuplot-cuts/gnuplot <<'SH'
+#!/bin/sh
+out=$(sed -n "s/^set output '\(.*\)'$/\1/p" "$1" | head -n 1)
+printf '\211PNG\r\n\032\n' >"$out"
+SH
+chmod +x gnuplot-fails/gnuplot gnuplot-cuts/gnuplot
+bad_name=$'bad-\xff-name'
+
 # ---- the cases -----------------------------------------------------------------------------
 # check CATEGORY DESCRIPTION STATUS FRAGMENT -- ARGUMENTS...
 # Runs `stn ARGUMENTS...`; passes when it exits with STATUS (`any`: any failure status), its
@@ -210,7 +254,7 @@ check() {
     result="FAILS: $(printf '%s; ' "${problems[@]}")"
     result=${result%; }
   fi
-  local escaped=${message//|/\\|} command="stn $*"
+  local escaped=${message//|/\\|} command=${shown_command:-stn $*}
   rows+=("| $category | $description | \`${command//|/\\|}\` | $status | \`${escaped}\` | ${result//|/\\|} |")
 }
 
@@ -340,6 +384,72 @@ check command-line "no subcommand" 106 "A subcommand is required" --
 check command-line "unknown flag" 109 "The following arguments were not expected: 0.1 --learning-rate" -- train --learning-rate 0.1
 check command-line "required flag missing" 106 "--run is required" -- eval
 
+# Issue 11: run directories (ownership, lock, overwrite), resume, config.json, limits.
+fcn_args=(--dataset mnist --data mnist --model fcn --iters 2 --batch 8 --threads 1)
+check run-directory "fresh run into a directory holding a run" 1 "run: the run directory is not empty" -- train "${fcn_args[@]}" --out run
+check run-directory "--overwrite of a directory with files stn did not write" 1 "'notes.txt' is not one of those" -- train "${fcn_args[@]}" --out foreign-dir --overwrite
+check run-directory "--overwrite given with --resume" 1 "--overwrite starts a new run; it cannot be given with --resume" -- train --resume run --overwrite
+check run-directory "--out names a regular file (before any data is read)" 1 "--out 'a-file' exists and is not a directory" -- train --dataset mnist --data no-such-dir --out a-file
+check run-directory "--out not UTF-8" 1 "--out: the path is not valid UTF-8 (byte 0xFF at offset 4)" -- train "${fcn_args[@]}" --out "$bad_name"
+flock run-locked/.lock sleep 600 & locker=$!
+sleep 0.2
+check run-directory "resume of a run another process holds" 1 "run-locked: in use by another stn process" -- train --resume run-locked
+check run-directory "second fresh run into a locked directory" 1 "run-locked: in use by another stn process" -- train "${fcn_args[@]}" --out run-locked
+kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
+check run-directory "resume: a temporary file left by a killed write is removed" 1 "removed 1 temporary file left by a killed process" -- train --resume resume-stale
+[[ -e resume-stale/checkpoints/.step-00000001.safetensors.tmp-99999999-0 ]] && { echo "FAIL  the stale temporary file is still there" >&2; failures=$((failures + 1)); }
+check resume "--resume with an empty string (an unset variable)" 1 "--resume needs a run directory, got an empty string" -- train --resume ""
+check resume "--resume with --iters 0" 1 "--iters must be at least 1" -- train --resume run --iters 0
+check resume "--resume with fewer iterations than the run" 1 "--iters 3 is smaller than the run's 5 iterations; --resume can only extend a run" -- train --resume resume-longer --iters 3
+check resume "--resume with another thread count (a note, here before another error)" 1 "was trained with 1 threads and resumes with 2" -- train --resume resume-all-corrupt --threads 2
+check resume "NaN in every checkpoint" 1 "holds a NaN at element 0" -- train --resume resume-nan
+check resume "diverging after a resume: advice that --resume allows" 1 "a resumed run keeps its config, so start a new run" -- train --resume resume-diverge --iters 4
+check config.json "'iters' negative" 1 "config-iters-negative/config.json: key 'iters' must be a non-negative whole number, got -5" -- eval --run config-iters-negative
+check config.json "'seed' negative" 1 "key 'seed' must be a non-negative whole number, got -1" -- train --resume config-seed-negative
+check config.json "'batch' a string" 1 "key 'batch' must be a non-negative whole number, got \"8\"" -- eval --run config-batch-string
+check config.json "'lr' zero" 1 "config-lr-zero/config.json: 'lr' must be positive and finite, got 0" -- eval --run config-lr-zero
+check config.json "'batch' 60000" 1 "'batch' must be at most 4096" -- train --resume config-batch-huge
+check config.json "an unknown key" 1 "unknown key 'colour' (not one stn writes; a hand edit?)" -- eval --run config-unknown-key
+check checkpoint "weights holding a NaN" 1 "holds a NaN at element 0 (weights must be finite)" -- eval --run ckpt-nan
+check limits "--batch 60000" 1 "--batch must be at most 4096 (got 60000" -- "${train_args[@]}" --batch 60000
+check limits "--iters near 2^64" 1 "--iters must be at most 1000000000" -- "${train_args[@]}" --iters 18446744073709551611
+check limits "--iters 0" 1 "--iters must be at least 1" -- "${train_args[@]}" --iters 0
+check limits "--epochs 0" 1 "--epochs must be at least 1" -- "${train_args[@]}" --epochs 0
+check limits "--lr 1e-50 (0 in single precision)" 1 "--lr must be positive and finite, got 0 (a value below about 1e-45 is 0 in single precision)" -- "${train_args[@]}" --lr 1e-50
+check limits "IDX file is a FIFO" 1 "not a regular file (a FIFO, device or socket)" -- warp --input mnist:test:0 --data idx-fifo "${warp_out[@]}"
+check limits "IDX file is /dev/zero" 1 "not a regular file (a FIFO, device or socket)" -- warp --input mnist:test:0 --data idx-dev-zero "${warp_out[@]}"
+check limits "MNIST train and test files swapped" 1 "are the files swapped? (MNIST and Fashion-MNIST have 60000 and 10000)" -- train --dataset mnist --data swapped --model fcn --iters 1 --batch 8 --out runs-swapped
+shown_command="stn warp --input good.png --out out.png --tps 0,0,0,0,... (16200 numbers)" check limits "warp: a 90 x 90 TPS grid" 1 "--tps takes at most a 16 x 16 grid of control points (512 numbers), got 90 x 90" -- warp --input good.png --out out.png --tps "$tps90"
+check limits "warp: --size 8192x8192 with a TPS" 1 "needs a 67108864 x 7 matrix" -- warp --input good.png --out out.png --size 8192x8192 --tps -1,-1,1,-1,-1,1,1,1
+check limits "warp: --zoom 1e-45" 1 "--zoom must be between 1e-06 and 1e+06" -- warp --input good.png --out out.png --zoom 1e-45
+check warp-input "69-byte PNG claiming 16384 x 16384 RGBA 16-bit" 1 "image claims 16384 x 16384 pixels, more than the 67108864 (2^26) allowed" -- warp --input claims-16384.png "${warp_out[@]}"
+check warp-input "PNG claiming 8192 x 8192 RGBA 16-bit (decoder out of memory)" 1 "claims-8192.png: cannot read image" -- warp --input claims-8192.png "${warp_out[@]}"
+check warp-input "PNG without IEND" 1 "truncated PNG (no IEND chunk in its" -- warp --input no-iend.png "${warp_out[@]}"
+check warp-input "warp: --out not UTF-8" 1 "--out: the path is not valid UTF-8" -- warp --input good.png --out "$bad_name.png"
+check warp-input "warp: --out a directory" 1 "--out 'directory.png' is a directory" -- warp --input good.png --out directory.png
+check command-line "data: --out not UTF-8" 1 "--out: the path is not valid UTF-8" -- data --dataset mnist --data mnist --count 4 --out "$bad_name.png"
+check command-line "eval: --run not UTF-8" 1 "--run: the path is not valid UTF-8" -- eval --run "$bad_name"
+PATH="$PWD/gnuplot-fails:$PATH" check figures "gnuplot fails" 1 "curves.png: gnuplot failed (exit status 3): gnuplot: cannot open the font" -- train "${fcn_args[@]}" --out runs-gnuplot-fails
+PATH="$PWD/gnuplot-cuts:$PATH" check figures "gnuplot exits 0 with a cut PNG" 1 "curves.png: gnuplot exited 0 but wrote no complete PNG" -- train "${fcn_args[@]}" --out runs-gnuplot-cuts
+# Success, and no injected command: a quote in --out reaches gnuplot only as a file name.
+status=0
+"$stn" train "${fcn_args[@]}" --out "runs/q';touch PWNED;'x" >out.txt 2>err.txt || status=$?
+cases=$((cases + 1))
+if ((status != 0)) || [[ -e PWNED || ! -f "runs/q';touch PWNED;'x/curves.png" ]] && command -v gnuplot >/dev/null; then
+  failures=$((failures + 1)); echo "FAIL  [figures] --out with a quote: status $status, PWNED $([[ -e PWNED ]] && echo created || echo absent)" >&2
+else
+  echo "ok    [figures] --out with a quote runs no command (status $status)"
+fi
+rows+=("| figures | \`--out\` holding a quote: no command runs, the curves are drawn | \`stn train ... --out \"runs/q';touch PWNED;'x\"\` | $status | (no PWNED file; curves.png written) | ok |")
+# A full disk: a 64 KiB tmpfs (root only; skipped with a note elsewhere).
+if [[ $(id -u) == 0 ]] && mkdir -p full && mount -t tmpfs -o size=64k tmpfs full 2>/dev/null; then
+  head -c 60000 /dev/zero >full/filler 2>/dev/null
+  check full-disk "warp --out on a full disk" 1 "full/out.png: cannot write temporary file: No space left on device" -- warp --input good.png --out full/out.png --size 200x200
+  check full-disk "train --out on a full disk" 1 "No space left on device" -- train "${fcn_args[@]}" --out full/run
+  umount full
+else
+  echo "note: the full-disk cases need root and a tmpfs mount; skipped"
+fi
 echo "$((cases - failures)) of $cases bad-input cases behave"
 if ((table)); then
   echo

@@ -1,5 +1,8 @@
 #include "framework/data/idx.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -24,6 +27,10 @@ constexpr std::size_t kMaxZlibChunk = std::size_t{1} << 30;
 // The payload buffer starts at this size and doubles, so a header's claim is never allocated
 // ahead of the bytes that back it.
 constexpr std::size_t kFirstPayloadChunk = std::size_t{1} << 20;
+// The largest payload (decompressed) and file accepted: MNIST's training images are 47 MB;
+// 1 GiB of bytes is 4 GiB as float images. Checked before anything is allocated.
+constexpr std::size_t kMaxPayloadBytes = std::size_t{1} << 30;
+constexpr std::uint64_t kMaxFileBytes = std::uint64_t{1} << 30;
 // How far past the payload we count surplus bytes before saying "more than".
 constexpr std::size_t kTrailingCountLimit = std::size_t{1} << 20;
 
@@ -54,9 +61,29 @@ struct FileCloser {
 };
 
 std::vector<std::uint8_t> read_whole_file(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. Only
+  // regular files are read, so /dev/zero cannot fill memory either.
+  const int descriptor = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (descriptor < 0) fail(path, std::string("cannot open file (") + std::strerror(errno) + ")");
+  struct stat status {};
+  if (::fstat(descriptor, &status) != 0 || !S_ISREG(status.st_mode)) {
+    const bool directory = S_ISDIR(status.st_mode);
+    ::close(descriptor);
+    if (directory) fail(path, "cannot read file (Is a directory)");
+    fail(path, "not a regular file (a FIFO, device or socket); IDX data must be a file");
+  }
+  if (static_cast<std::uint64_t>(status.st_size) > kMaxFileBytes) {
+    ::close(descriptor);
+    fail(path, "the file is " + std::to_string(status.st_size) + " bytes, more than the " +
+                   std::to_string(kMaxFileBytes) + " (1 GiB) an IDX file may have here");
+  }
+  ::fcntl(descriptor, F_SETFL, ::fcntl(descriptor, F_GETFL) & ~O_NONBLOCK);
   errno = 0;
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) fail(path, std::string("cannot open file (") + std::strerror(errno) + ")");
+  std::unique_ptr<std::FILE, FileCloser> file(::fdopen(descriptor, "rb"));
+  if (!file) {
+    ::close(descriptor);
+    fail(path, std::string("cannot open file (") + std::strerror(errno) + ")");
+  }
   std::vector<std::uint8_t> bytes;
   std::uint8_t buffer[1 << 16];
   for (;;) {
@@ -230,6 +257,9 @@ std::size_t element_count(const std::string& path, const std::vector<std::size_t
     }
     count *= dim;
   }
+  if (count > kMaxPayloadBytes)
+    fail(path, "IDX dimensions " + shape_string(dims) + " describe " + std::to_string(count) + " bytes, more than the " +
+                   std::to_string(kMaxPayloadBytes) + " (1 GiB) allowed");
   return count;
 }
 

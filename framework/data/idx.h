@@ -20,8 +20,9 @@ struct IdxArray {
 // 0x1f 0x8b, not by its name). Accepts 1 to 4 dimensions, none of them zero, and exactly the
 // payload bytes the dimensions describe. Any other input (a missing or unreadable file, a
 // short or malformed header, another element type, a truncated or overlong payload, a corrupt
-// gzip stream) raises stn::DataError with a message that starts with `path`. Memory grows
-// with the bytes actually present, never with what a header merely claims.
+// gzip stream, a FIFO or device instead of a regular file, a file or payload above 1 GiB)
+// raises stn::DataError with a message that starts with `path`. Memory grows with the bytes
+// actually present, never with what a header merely claims.
 IdxArray read_idx(const std::string& path);
 
 // Writes `array` as an unsigned-byte IDX file, gzip-compressed when `path` ends in ".gz".

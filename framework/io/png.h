@@ -17,8 +17,9 @@ namespace stn {
 constexpr int kMaxImageSide = 16384;
 constexpr std::size_t kMaxImagePixels = std::size_t{1} << 26;  // 8192 x 8192
 
-// What the image decoder may allocate at once, per read (default 1 GiB: a 2^26-pixel
-// 16-bit RGBA PNG fits). A file that needs more gets a DataError saying so.
+// What the image decoder may allocate in all, per read (default 1 GiB: enough for an 8-bit
+// image of 2^26 pixels; a 16-bit RGBA one that large needs more). A file that needs more
+// gets a DataError saying so, before the machine runs out.
 constexpr std::size_t kDefaultImageMemoryLimit = std::size_t{1} << 30;
 void set_image_memory_limit(std::size_t bytes);  // for tests and the fuzz target
 std::size_t image_memory_limit();
