@@ -1,5 +1,7 @@
 #include "framework/data/idx.h"
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -201,10 +203,27 @@ TEST_F(IdxReaderTest, TruncatedPayloadNamesBothCounts) {
 }
 
 TEST_F(IdxReaderTest, HugeClaimInTinyFileFailsWithoutAllocating) {
+  // Under the 1 GiB payload limit (900 MB), the claim meets the two bytes actually there.
+  expect_data_error(write_plain("huge", concatenate(idx_header({30000u, 30000u}), {1, 2})), {"truncated", "holds 2"});
+  expect_data_error(write_gzip("huge.gz", {concatenate(idx_header({30000u, 30000u}), {1, 2})}),
+                    {"truncated", "holds 2"});
+}
+
+TEST_F(IdxReaderTest, PayloadsAbove1GiBAreRefusedUpFront) {
   expect_data_error(write_plain("huge", concatenate(idx_header({0xFFFFFFFFu, 0xFFFFFFFFu}), {1, 2})),
-                    {"truncated", "holds 2"});
-  expect_data_error(write_gzip("huge.gz", {concatenate(idx_header({0xFFFFFFFFu, 0xFFFFFFFFu}), {1, 2})}),
-                    {"truncated", "holds 2"});
+                    {"describe 18446744065119617025 bytes, more than the 1073741824 (1 GiB) allowed"});
+  expect_data_error(write_gzip("huge.gz", {concatenate(idx_header({40000u, 40000u}), {1, 2})}),
+                    {"describe 1600000000 bytes, more than the 1073741824 (1 GiB) allowed"});
+}
+
+// A FIFO would block the open forever, /dev/zero would fill memory: only regular files are read.
+TEST_F(IdxReaderTest, FifosAndDevicesAreRefused) {
+  const std::string fifo = (directory_ / "fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_data_error(fifo, {"not a regular file (a FIFO, device or socket)"});
+  const std::string zero = (directory_ / "zero").string();
+  std::filesystem::create_symlink("/dev/zero", zero);
+  expect_data_error(zero, {"not a regular file (a FIFO, device or socket)"});
 }
 
 TEST_F(IdxReaderTest, TrailingBytesAreRejected) {
