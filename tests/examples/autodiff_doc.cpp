@@ -97,6 +97,33 @@ std::string cube() {
   return out.str();
 }
 
+std::string gradient_penalty() {
+  stn::manual_seed(3);
+  auto model = tiny_st_cnn();
+  const stn::Tensor images = two_images();
+  const std::vector<std::int32_t> labels = {1, 0};
+  const float lambda = 0.1f;
+  {  // the first step of the training-step example, so that the regression weights are off zero
+    stn::SGD optimizer({{model->parameters()}}, {.learning_rate = 0.05f});
+    stn::Tape tape;
+    tape.backward(stn::cross_entropy(model->forward(tape.input(images)), labels));
+    optimizer.step();
+    optimizer.zero_grad();
+  }
+  // [doc: gradient-penalty]
+  stn::Tape tape;
+  stn::Var x = tape.input(images, /*requires_grad=*/true);
+  stn::Var loss = stn::cross_entropy(model->forward(x), labels);
+  stn::Var dx = stn::grad(loss, {x}, {.create_graph = true})[0];  // recorded: d loss / d image
+  stn::Var total = loss + stn::sum(dx * dx) * lambda;
+  tape.backward(total);  // through the recorded backward too: second derivatives
+  // [end]
+  std::ostringstream out;
+  out << "loss " << loss.value()(0) << ", penalty " << (total.value()(0) - loss.value()(0)) << "\n"
+      << tape.to_string();
+  return out.str();
+}
+
 // The training-step printout, captured from std::cout (the example prints as a user would).
 std::string captured(const std::function<std::string()>& f) {
   std::ostringstream capture;
@@ -113,7 +140,7 @@ std::string captured(const std::function<std::string()>& f) {
 }
 
 std::vector<std::pair<std::string, std::function<std::string()>>> printout_makers() {
-  return {{"training-step", training_step}, {"cube", cube}};
+  return {{"training-step", training_step}, {"cube", cube}, {"gradient-penalty", gradient_penalty}};
 }
 
 std::map<std::string, std::string> printouts() {
