@@ -39,6 +39,8 @@ export STN_MNIST_DIR="$here/data/mnist"
 # with the CNN that is ~7 min under ASan, with the small FCN well under a minute. The CNN
 # path is covered by the normal build's run of the same test.
 export STN_RESUME_MODEL="${STN_RESUME_MODEL:-fcn-256}"
+# Kill moments of that test: 3 here (the normal build's run does 10).
+export STN_KILL_MOMENTS="${STN_KILL_MOMENTS:-3}"
 # The test install_and_find_package builds a project against the installed (instrumented)
 # library; these make that fresh configure link the sanitizer runtimes too.
 export CXXFLAGS="${flags[*]}" LDFLAGS="${flags[*]}"
