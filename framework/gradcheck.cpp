@@ -94,11 +94,12 @@ GradcheckResult gradcheck(const GradFunction& function, const std::vector<Tensor
   const Tensor direction = random_direction(output.shape(), generator);
   tape.backward(output, direction);
 
+  // Inputs keep requires_grad in the numeric evaluations too: the function may itself be a
+  // gradient (stn::grad inside), as in the third-order checks.
   const ScalarOfInputs loss = [&](const std::vector<Tensor>& x) {
     Tape t;
-    NoGradScope no_grad(t);
     std::vector<Var> v;
-    for (const Tensor& value : x) v.push_back(t.input(value));
+    for (std::size_t i = 0; i < x.size(); ++i) v.push_back(t.input(x[i], checked(options, i)));
     return projected(function(v).value(), direction);
   };
   GradcheckResult result;
@@ -126,9 +127,8 @@ GradcheckResult gradgradcheck(const GradFunction& function, const std::vector<Te
   Tensor direction;
   {
     Tape t;
-    NoGradScope no_grad(t);
     std::vector<Var> v;
-    for (const Tensor& value : inputs) v.push_back(t.input(value));
+    for (std::size_t i = 0; i < inputs.size(); ++i) v.push_back(t.input(inputs[i], checked(options, i)));
     Generator generator(options.seed);
     direction = random_direction(function(v).shape(), generator);
   }

@@ -23,6 +23,19 @@ inline Tensor tensor_from(const Shape& shape, std::initializer_list<float> value
   return t;
 }
 
+// A parameterised case's description as a test name: "non-square, stride 2" ->
+// "non_square_stride_2" (gtest names allow only letters, digits and '_').
+inline std::string test_name(const std::string& description) {
+  std::string name;
+  for (char c : description) {
+    const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (word) name += c;
+    else if (!name.empty() && name.back() != '_') name += '_';
+  }
+  while (!name.empty() && name.back() == '_') name.pop_back();
+  return name;
+}
+
 // Largest |a - b| over two same-sized tensors (infinity when sizes differ).
 inline float max_abs_difference(const Tensor& a, const Tensor& b) {
   if (a.size() != b.size()) return INFINITY;

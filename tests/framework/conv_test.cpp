@@ -93,6 +93,8 @@ struct ConvCase {
   Conv2dOptions options;
 };
 
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
+
 class Conv2dGradcheck : public ::testing::TestWithParam<ConvCase> {};
 
 TEST_P(Conv2dGradcheck, MatchesFiniteDifferences) {
@@ -117,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{"stride 3, padding 2, 1x1 output rows", {1, 2, 4, 9}, {2, 2, 2, 2}, false,
                  {.stride = 3, .padding = 2}},
         ConvCase{"1x1 kernel", {3, 4, 3, 2}, {5, 4, 1, 1}, true, {}}),
-    [](const ::testing::TestParamInfo<ConvCase>& info) { return "Case" + std::to_string(info.index); });
+    [](const ::testing::TestParamInfo<ConvCase>& info) { return test::test_name(info.param.name); });
 
 TEST(Conv2d, InputGradientOnlyWhenNeeded) {
   Generator generator(12);

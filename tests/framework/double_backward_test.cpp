@@ -175,6 +175,34 @@ TEST(ConvBackwardOps, ShapeErrorsNameTheOp) {
   EXPECT_THROW(conv2d_weight_grad(x, dy, 0, 2), ShapeError);
 }
 
+// Third order: the function is itself a gradient, dL/dx_k of L = sum(tanh(f(x))) recorded
+// with create_graph, so gradgradcheck differentiates the recorded backward of the backward
+// ops (conv2d_input_grad, the pool scatter, ...) and compares it with their fast backward.
+GradFunction gradient_of(GradFunction f, std::size_t k) {
+  return [f, k](const std::vector<Var>& v) {
+    return grad(sum(tanh(f(v))), {v[k]}, {.create_graph = true})[0];
+  };
+}
+
+std::vector<OpCase> third_order_cases() {
+  using V = const std::vector<Var>&;
+  auto conv = [](V v) { return conv2d(v[0], v[1], Var{}, {.stride = 2, .padding = 1}); };
+  return {
+      {"conv2d_d_input", {{1, 2, 5, 5}, {2, 2, 3, 3}}, gradient_of(conv, 0)},
+      {"conv2d_d_weight", {{1, 2, 5, 5}, {2, 2, 3, 3}}, gradient_of(conv, 1)},
+      {"max_pool2d_d_input", {{1, 2, 4, 4}}, gradient_of([](V v) { return max_pool2d(v[0] * v[0]); }, 0), 0.1f, 1.0f},
+      {"avg_pool2d_d_input", {{1, 2, 5, 5}}, gradient_of([](V v) { return avg_pool2d(v[0] * v[0], {.kernel = 3, .stride = 2, .padding = 1}); }, 0)},
+      {"linear_d_weight", {{3, 4}, {2, 4}, {2}}, gradient_of([](V v) { return linear(v[0], v[1], v[2]); }, 1)},
+      {"matmul_d_a", {{2, 3, 4}, {4, 2}}, gradient_of([](V v) { return matmul(v[0], v[1]); }, 0)},
+      {"softmax_d_x", {{3, 4}}, gradient_of([](V v) { return softmax(v[0], 1); }, 0)},
+      {"cross_entropy_d_logits", {{3, 4}}, gradient_of([](V v) { return cross_entropy(v[0], {1, 0, 3}); }, 0)},
+      {"sigmoid_div_d_x", {{5}, {5}}, gradient_of([](V v) { return div(sigmoid(v[0]), v[1]); }, 0), 0.5f, 1.5f},
+      {"slice_concat_d_x", {{2, 3}, {2, 2}}, gradient_of([](V v) { return slice(concat({v[0], v[1]}, 1) * v[0].tape().constant(full({2, 5}, 1.5f)), 1, 1, 4); }, 0)},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(ThirdOrder, SecondOrder, ::testing::ValuesIn(third_order_cases()),
+                         [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(ConvPool, SecondOrder, ::testing::ValuesIn(conv_pool_cases()),
                          [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(Elementwise, SecondOrder, ::testing::ValuesIn(elementwise_cases()),

@@ -51,6 +51,8 @@ struct BinaryCase {
   Shape a, b;
 };
 
+void PrintTo(const BinaryCase& c, std::ostream* os) { *os << c.name; }
+
 class BinaryGradcheck : public ::testing::TestWithParam<BinaryCase> {};
 
 TEST_P(BinaryGradcheck, MatchesFiniteDifferences) {
@@ -74,7 +76,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BinaryCase{"sub row", sub_op, {1, 4}, {3, 1}},
                       BinaryCase{"mul scalar-shaped", mul_op, {3, 2}, {}},
                       BinaryCase{"mul batch1", mul_op, {1, 2, 3, 5}, {1, 1, 3, 1}},
-                      BinaryCase{"div both", div_op, {2, 1, 3}, {4, 1}}));
+                      BinaryCase{"div both", div_op, {2, 1, 3}, {4, 1}}),
+    [](const ::testing::TestParamInfo<BinaryCase>& info) { return test::test_name(info.param.name); });
 
 TEST(Elementwise, UnaryGradchecks) {
   Generator g(2);

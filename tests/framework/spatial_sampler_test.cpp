@@ -64,6 +64,8 @@ GridSampleOptions make_options(PaddingMode padding, bool align_corners,
   return options;
 }
 
+void PrintTo(const SamplerCase& c, std::ostream* os) { *os << c.name; }
+
 class SamplerGradcheck : public ::testing::TestWithParam<SamplerCase> {};
 
 TEST_P(SamplerGradcheck, InputAndGridMatchFiniteDifferences) {
@@ -90,7 +92,8 @@ INSTANTIATE_TEST_SUITE_P(
         SamplerCase{"border corners", make_options(PaddingMode::border, true),
                     {1, 2, 6, 4}, 3, 5, true},
         SamplerCase{"one-row input", make_options(PaddingMode::zeros, false),
-                    {1, 2, 1, 6}, 2, 3, false}));
+                    {1, 2, 1, 6}, 2, 3, false}),
+    [](const ::testing::TestParamInfo<SamplerCase>& info) { return test::test_name(info.param.name); });
 
 TEST(SpatialSampler, NearestGradcheckForInput) {
   Generator generator(8);
