@@ -5,6 +5,8 @@
 //          50k iterations, 150k iterations, no weight decay.
 //   fast   at most 30 minutes per model on a 2-core machine (see presets.cpp for the
 //          numbers and why): 10k iterations of batch 128, 5k on TC.
+//   table  the README's tables: fast's optimiser run as long as 30 minutes per model allow
+//          (80k iterations on 28x28, 18k on RTS, 15k on addition, 7k on TC).
 //   demo   at most 3 minutes: ST-CNN (affine) on RTS, then the transformer figure.
 //   none   the plain defaults (used for MNIST and Fashion-MNIST).
 #pragma once
