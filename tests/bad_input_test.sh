@@ -36,7 +36,11 @@ be32() { bytes $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 
 le64() { local n=$1 i out=(); for ((i = 0; i < 8; i++)); do out+=($((n >> (8 * i) & 255))); done; bytes "${out[@]}"; }
 # idx_header TYPE DIM... : the IDX header (magic 0 0 TYPE RANK, big-endian sizes).
 idx_header() { local type=$1; shift; bytes 0 0 "$type" $#; local d; for d in "$@"; do be32 "$d"; done; }
-labels() { local i; for ((i = 0; i < $1; i++)); do bytes $((i % 10)); done; }
+labels() {  # labels COUNT: 0, 1, ..., 9, 0, 1, ... (ten at a time: printf is a builtin)
+  local i
+  for ((i = 0; i + 10 <= $1; i += 10)); do printf '\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09'; done
+  for ((; i < $1; i++)); do bytes $((i % 10)); done
+}
 zeros() { head -c "$1" /dev/zero; }
 # A fake MNIST directory: COUNT_TRAIN and COUNT_TEST images of 28x28.
 fake_mnist() {
@@ -225,23 +229,36 @@ sanitizer_pattern='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|U
 check() {
   local category=$1 description=$2 expected_status=$3 fragment=$4
   shift 5  # the four fields and the --
-  cases=$((cases + 1))
   local status=0
   local limit=${case_timeout:-$per_case_timeout}
   timeout -k 10 "$limit" "$stn" "$@" >out.txt 2>err.txt </dev/null || status=$?
   local problems=()
   ((status == 124 || status == 137)) && problems+=("timed out after ${limit} s")
-  ((status > 128 && status != 137)) && problems+=("killed by signal $((status - 128))")
-  ((status == 0)) && problems+=("exited with status 0")
+  shown_command=${shown_command:-stn $*} judge "$category" "$description" "$expected_status" "$fragment" "$status" \
+    "${problems[@]}"
+}
+# judge CATEGORY DESCRIPTION STATUS FRAGMENT GOT_STATUS [PROBLEM...]: the verdict on a command
+# that has run with its output in out.txt and err.txt (as check does; the cases that send
+# signals or look into a run's files run their command themselves and call this directly,
+# adding the problems they found). shown_command: the command for the table; shown_message:
+# its message column, when that is not the output line holding FRAGMENT. STATUS 0 is a case
+# that must succeed; a status above 128 that is expected is stn's own exit after a signal.
+judge() {
+  local category=$1 description=$2 expected_status=$3 fragment=$4 status=$5
+  shift 5
+  local problems=("$@")
+  cases=$((cases + 1))
+  ((status > 128 && status != 137 && status != expected_status)) && problems+=("killed by signal $((status - 128))")
+  ((status == 0 && expected_status != 0)) && problems+=("exited with status 0")
   [[ "$expected_status" != any ]] && ((status != expected_status)) && problems+=("exit status $status, expected $expected_status")
   grep -qF -- "$fragment" out.txt err.txt || problems+=("no '$fragment' in the output")
   grep -qE "$sanitizer_pattern" out.txt err.txt && problems+=("sanitizer report or abnormal end")
-  local message
-  message=$(grep -hF -- "$fragment" err.txt out.txt | head -n 1)
+  local message=${shown_message:-}
+  [[ -n "$message" ]] || message=$(grep -hF -- "$fragment" err.txt out.txt | head -n 1)
   [[ -n "$message" ]] || message=$(grep -hv '^$' err.txt | head -n 1)
   if ((${#problems[@]})); then
     failures=$((failures + 1))
-    printf 'FAIL  [%s] %s: stn %s\n' "$category" "$description" "$*" >&2
+    printf 'FAIL  [%s] %s: %s\n' "$category" "$description" "$shown_command" >&2
     printf '      %s\n' "${problems[@]}" >&2
     printf '      --- stderr (last 15 lines) ---\n' >&2
     tail -n 15 err.txt | sed 's/^/      /' >&2
@@ -254,8 +271,8 @@ check() {
     result="FAILS: $(printf '%s; ' "${problems[@]}")"
     result=${result%; }
   fi
-  local escaped=${message//|/\\|} command=${shown_command:-stn $*}
-  rows+=("| $category | $description | \`${command//|/\\|}\` | $status | \`${escaped}\` | ${result//|/\\|} |")
+  local escaped=${message//|/\\|}
+  rows+=("| $category | $description | \`${shown_command//|/\\|}\` | $status | \`${escaped}\` | ${result//|/\\|} |")
 }
 
 warp_out=(--out out.png)
@@ -442,6 +459,146 @@ else
   echo "ok    [figures] --out with a quote runs no command (status $status)"
 fi
 rows+=("| figures | \`--out\` holding a quote: no command runs, the curves are drawn | \`stn train ... --out \"runs/q';touch PWNED;'x\"\` | $status | (no PWNED file; curves.png written) | ok |")
+# Issue 11, item 13: the first metrics line after a resume. Two runs of 6 iterations, a line
+# every 4 and a checkpoint every 3; copies are resumed from the checkpoint of iteration 3,
+# inside the window of iterations 1-4.
+window_args=(--dataset mnist --data mnist --model fcn --iters 6 --batch 8 --threads 1 --log-every 4
+             --checkpoint-every 3 --keep-checkpoints 5)
+"$stn" train "${window_args[@]}" --out window-whole >train.log 2>&1 ||
+  { echo "bad_input_test: could not train the window fixture run; its output:" >&2; cat train.log >&2; exit 1; }
+for dir in window-carried window-partial; do
+  cp -r window-whole "$dir"
+  rm -f "$dir"/checkpoints/step-00000006.* "$dir/result.json"
+done
+# A checkpoint of a version before the window was carried: its state holds no window_* keys.
+old_state=window-partial/checkpoints/step-00000003.state.safetensors
+safetensors "$(st_header "$old_state" | sed -E 's/ *$//; s/,"window_[a-z]+":"[^"]*"//g')" <(st_data "$old_state") >state.old &&
+  mv state.old "$old_state"
+grep -q window_ "$old_state" && { echo "bad_input_test: the window keys are still in $old_state" >&2; exit 1; }
+# The line of iteration 4, without the timing field that differs between any two runs.
+line_of() { grep -E "^\{\"iter\":$2," "$1/metrics.jsonl" | grep -v '_error"' | sed -E 's/"samples_per_s":[^,}]*,?//; s/,\}$/}/'; }
+resumed=window-carried
+status=0
+timeout -k 10 "$per_case_timeout" "$stn" train --resume "$resumed" >out.txt 2>err.txt </dev/null || status=$?
+problems=()
+[[ "$(line_of "$resumed" 4)" == "$(line_of window-whole 4)" ]] ||
+  problems+=("its line of iteration 4 is '$(line_of "$resumed" 4)', the uninterrupted run's '$(line_of window-whole 4)'")
+grep -q partial_window "$resumed/metrics.jsonl" && problems+=("a line is marked partial_window")
+cmp -s "$resumed/model.safetensors" window-whole/model.safetensors || problems+=("the final weights differ from the uninterrupted run's")
+shown_command="stn train --resume $resumed (from the checkpoint of iteration 3; lines every 4)" \
+  shown_message="$(line_of "$resumed" 4) (= the uninterrupted run's line, samples_per_s aside)" \
+  judge metrics "resumed inside a window: the first line carries the whole window" 0 \
+  "resuming $resumed from the checkpoint of iteration 3" "$status" "${problems[@]}"
+resumed=window-partial
+status=0
+timeout -k 10 "$per_case_timeout" "$stn" train --resume "$resumed" >out.txt 2>err.txt </dev/null || status=$?
+problems=()
+[[ "$(line_of "$resumed" 4)" == *'"partial_window":1,'* ]] ||
+  problems+=("its line of iteration 4 is '$(line_of "$resumed" 4)', not marked \"partial_window\":1")
+[[ "$(grep -c partial_window "$resumed/metrics.jsonl")" == 1 ]] || problems+=("not exactly one line marked partial_window")
+shown_command="stn train --resume $resumed (its checkpoint of iteration 3 holds no window)" \
+  shown_message="$(line_of "$resumed" 4)" \
+  judge metrics "resumed from a checkpoint without the window: the partial line is marked" 0 \
+  "resuming $resumed from the checkpoint of iteration 3" "$status" "${problems[@]}"
+
+# Issue 11, item 14: signals. signalled SIGNAL TRIGGER ARGS...: runs `stn ARGS...` in the
+# background, sends SIGNAL (a list: sent in turn, at once) once the file TRIGGER exists, and
+# waits for the exit (killed after the case timeout); sets status and problems.
+signalled() {
+  local signals=$1 trigger=$2 signal
+  shift 2
+  "$stn" "$@" >out.txt 2>err.txt </dev/null &
+  local pid=$! deadline=$((SECONDS + per_case_timeout))
+  problems=()
+  until [[ -e "$trigger" ]] || ! kill -0 $pid 2>/dev/null || ((SECONDS > deadline)); do sleep 0.01; done
+  [[ -e "$trigger" ]] || problems+=("$trigger never appeared")
+  for signal in $signals; do kill -s "$signal" $pid 2>/dev/null; done
+  while kill -0 $pid 2>/dev/null && ((SECONDS <= deadline)); do sleep 0.05; done
+  kill -0 $pid 2>/dev/null && { kill -9 $pid; problems+=("timed out after $per_case_timeout s"); }
+  status=0
+  wait $pid || status=$?
+}
+# The checkpoint an interruption message names ("after iteration N; checkpoint written")
+# must be on disk, with the weights.
+named_checkpoint() {
+  local dir=$1 n
+  n=$(grep -oE 'after iteration [0-9]+; checkpoint written' err.txt | grep -oE '[0-9]+' | head -n 1)
+  [[ -n "$n" ]] || { problems+=("no 'after iteration N; checkpoint written' in the message"); return; }
+  [[ -f "$dir/checkpoints/$(printf 'step-%08d' "$n").safetensors" && -f "$dir/checkpoints/$(printf 'step-%08d' "$n").state.safetensors" ]] ||
+    problems+=("no checkpoint of iteration $n in $dir/checkpoints")
+  [[ -f "$dir/model.safetensors" ]] || problems+=("no $dir/model.safetensors")
+}
+long_args=(--dataset mnist --data mnist --model fcn --iters 1000000 --batch 8 --threads 1 --checkpoint-every 20)
+first_checkpoint=checkpoints/step-00000020.safetensors
+for case in "HUP 129 1 SIGHUP (a closed terminal) is treated like SIGTERM" "TERM 143 15 SIGTERM"; do
+  read -r signal expected number description <<<"$case"
+  dir=runs-$signal
+  signalled "$signal" "$dir/$first_checkpoint" train "${long_args[@]}" --out "$dir"
+  named_checkpoint "$dir"
+  grep -qF "continue with: stn train --resume $dir" err.txt || problems+=("no 'continue with' line")
+  shown_command="stn train ... --iters 1000000 --out $dir; kill -$signal after its first checkpoint" \
+    judge signals "$description: checkpoint, 'continue with', exit 128 + $number" "$expected" \
+    "interrupted by signal $number after iteration" "$status" "${problems[@]}"
+done
+dir="runs sig/two quick"
+signalled "INT INT" "$dir/$first_checkpoint" train "${long_args[@]}" --out "$dir"
+named_checkpoint "$dir"
+shown_command="stn train ... --out '$dir'; kill -INT twice at once after its first checkpoint" \
+  judge signals "two quick SIGINTs: the 'continue with' line, its directory quoted" 130 \
+  "; continue with: stn train --resume '$dir'" "$status" "${problems[@]}"
+# A closed stdout: ignoring SIGPIPE makes it a write error, and that a clean stop.
+dir=runs-pipe
+status=0
+# --iters 4000: a progress line every 200 iterations, so the first write after head has gone
+# comes soon.
+timeout -k 10 "$per_case_timeout" "$stn" train "${long_args[@]/#1000000/4000}" --out "$dir" 2>err.txt </dev/null |
+  head -n 1 >out.txt
+status=${PIPESTATUS[0]}
+problems=()
+named_checkpoint "$dir"
+shown_command="stn train ... --out $dir | head -n 1" \
+  judge signals "stdout closed (SIGPIPE ignored): a clean stop with a checkpoint, exit 128 + 13" 141 \
+  "standard output was closed after iteration" "$status" "${problems[@]}"
+# SIGINT in the final phase. The figures: a gnuplot that interrupts stn itself, so the signal
+# arrives while the curves are drawn; the run stops with its weights final and checkpointed
+# but without result.json, and a resume (with the real gnuplot, if any) finishes it.
+mkdir -p gnuplot-interrupts
+cat >gnuplot-interrupts/gnuplot <<SH
+#!/bin/sh
+out=\$(sed -n "s/^set output '\\(.*\\)'\$/\\1/p" "\$1" | head -n 1)
+cp '$work/good.png' "\$out"
+kill -INT \$PPID
+SH
+chmod +x gnuplot-interrupts/gnuplot
+dir=runs-figures-signal
+status=0
+PATH="$PWD/gnuplot-interrupts:$PATH" timeout -k 10 "$per_case_timeout" "$stn" train "${fcn_args[@]}" --out "$dir" \
+  >out.txt 2>err.txt </dev/null || status=$?
+problems=()
+[[ -e "$dir/result.json" ]] && problems+=("result.json written")
+[[ -f "$dir/checkpoints/step-00000002.safetensors" ]] || problems+=("no final checkpoint")
+grep -qF "continue with: stn train --resume $dir" err.txt || problems+=("no 'continue with' line")
+cp out.txt interrupted.out; cp err.txt interrupted.err
+"$stn" train --resume "$dir" >resume.log 2>&1 </dev/null || problems+=("the resume failed: $(tail -n 1 resume.log)")
+[[ -f "$dir/result.json" ]] || problems+=("no result.json after the resume")
+mv interrupted.out out.txt; mv interrupted.err err.txt
+shown_command="stn train ... --out $dir (gnuplot sends stn SIGINT)" \
+  judge signals "SIGINT while the curves are drawn: not swallowed, no result.json; a resume finishes" 130 \
+  "interrupted by signal 2 during the figures, after all 2 iterations" "$status" "${problems[@]}"
+# The final evaluation: the CNN on 4096 test images (a second or more), SIGINT as soon as
+# model.safetensors appears, the last write before the evaluation (a fresh run writes it only
+# then). The fragment holds for a signal in the writes just before too: both are the final
+# phase, and the message names which.
+fake_mnist eval-slow 4096 4096
+dir=runs-eval-signal
+signalled INT "$dir/model.safetensors" \
+  train --dataset mnist --data eval-slow --model cnn --iters 2 --batch 8 --threads 1 --out "$dir"
+[[ -e "$dir/result.json" ]] && problems+=("result.json written")
+grep -q '"final"' "$dir/metrics.jsonl" && problems+=("the final metrics line written")
+grep -qF "continue with: stn train --resume $dir" err.txt || problems+=("no 'continue with' line")
+shown_command="stn train --model cnn ... --out $dir; kill -INT once model.safetensors appears" \
+  judge signals "SIGINT during the final evaluation: not swallowed, no result.json" 130 \
+  "after all 2 iterations; the final checkpoint and weights are written" "$status" "${problems[@]}"
 # A full disk: a 64 KiB tmpfs (root only; skipped with a note elsewhere).
 if [[ $(id -u) == 0 ]] && mkdir -p full && mount -t tmpfs -o size=64k tmpfs full 2>/dev/null; then
   head -c 60000 /dev/zero >full/filler 2>/dev/null
