@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "framework/kernels/conv.h"
-#include "framework/kernels/gemm.h"
-#include "framework/kernels/gemm_plan.h"
-#include "framework/ops/conv.h"
-#include "framework/random.h"
-#include "framework/tape.h"
-#include "framework/tensor.h"
+#include "stn/framework/kernels/conv.h"
+#include "stn/framework/kernels/gemm.h"
+#include "stn/framework/kernels/gemm_plan.h"
+#include "stn/framework/ops/conv.h"
+#include "stn/framework/random.h"
+#include "stn/framework/tape.h"
+#include "stn/framework/tensor.h"
 
 #if defined(STN_BENCH_OPENBLAS)
 #include <cblas.h>

@@ -32,22 +32,22 @@
 #include <string>
 #include <vector>
 
-#include "framework/ops/conv.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/linalg.h"
-#include "framework/ops/loss.h"
-#include "framework/ops/pool.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
-#include "framework/ops/spatial_grid.h"
-#include "framework/ops/spatial_sample.h"
-#include "framework/optim/optimizer.h"
-#include "framework/random.h"
-#include "framework/tape.h"
-#include "framework/tensor.h"
-#include "layers/layers.h"
-#include "layers/spatial_transformer.h"
-#include "models/models.h"
+#include "stn/framework/ops/conv.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/linalg.h"
+#include "stn/framework/ops/loss.h"
+#include "stn/framework/ops/pool.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/ops/shape.h"
+#include "stn/framework/ops/spatial_grid.h"
+#include "stn/framework/ops/spatial_sample.h"
+#include "stn/framework/optim/optimizer.h"
+#include "stn/framework/random.h"
+#include "stn/framework/tape.h"
+#include "stn/framework/tensor.h"
+#include "stn/layers/layers.h"
+#include "stn/layers/spatial_transformer.h"
+#include "stn/models/models.h"
 
 namespace {
 
@@ -134,8 +134,8 @@ const ModelCase kModels[] = {
 
 void train_step(benchmark::State& state, ModelCase c) {
   ThreadScope threads(state);
-  stn::manual_seed(1);
-  std::shared_ptr<stn::Module> model = stn::make_model(c.model, c.input);
+  stn::Generator init(1);
+  std::shared_ptr<stn::Module> model = stn::make_model(c.model, c.input, init);
   model->train();
   stn::SGD optimizer({{model->parameters()}}, {.learning_rate = 0.01f, .momentum = 0.9f});
   const stn::Tensor images = random_tensor(

@@ -1,4 +1,4 @@
-#include "experiments/build_info.h"
+#include "stn/experiments/build_info.h"
 
 // Generated at build time by cmake/build_info.cmake; kept out of every other file so a new
 // commit recompiles only this one.

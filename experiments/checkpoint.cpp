@@ -1,4 +1,4 @@
-#include "experiments/checkpoint.h"
+#include "stn/experiments/checkpoint.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,10 +9,10 @@
 
 #include <fmt/core.h>
 
-#include "framework/error.h"
-#include "framework/io/safetensors.h"
-#include "framework/random.h"
-#include "layers/checkpoint.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/safetensors.h"
+#include "stn/framework/random.h"
+#include "stn/layers/weights.h"
 
 namespace stn::cli {
 
@@ -62,20 +62,20 @@ std::size_t parse_count(const std::map<std::string, std::string>& metadata, cons
 }  // namespace
 
 void write_checkpoint(const std::string& run_dir, const Module& model, Optimizer& optimizer,
-                      const CheckpointState& state, std::size_t keep) {
+                      const Generator& model_generator, const CheckpointState& state, std::size_t keep) {
   fs::create_directories(fs::path(run_dir) / "checkpoints");
   const std::string stem = step_stem(run_dir, state.iteration);
   std::vector<NamedTensor> tensors;
   for (auto& [name, tensor] : optimizer.state()) tensors.push_back({name, tensor});
   std::ostringstream generator_state;
-  generator_state << default_generator().engine();
+  generator_state << model_generator.engine();
   save_safetensors(stem + ".state.safetensors", tensors,
                    {{"format", kFormat},
                     {"version", kVersion},
                     {"iteration", std::to_string(state.iteration)},
                     {"optimizer_steps", std::to_string(optimizer.steps_taken())},
                     {"train_seconds", fmt::format("{:.17g}", state.train_seconds)},
-                    {"default_generator", generator_state.str()},
+                    {"model_generator", generator_state.str()},
                     {"window_loss", fmt::format("{:.17g}", state.window ? state.window->loss_sum : 0.0)},
                     {"window_correct", std::to_string(state.window ? state.window->correct : 0)},
                     {"window_samples", std::to_string(state.window ? state.window->samples : 0)}});
@@ -88,7 +88,7 @@ void write_checkpoint(const std::string& run_dir, const Module& model, Optimizer
 }
 
 std::optional<CheckpointState> load_newest_checkpoint(const std::string& run_dir, Module& model,
-                                                      Optimizer& optimizer) {
+                                                      Optimizer& optimizer, Generator& model_generator) {
   for (std::size_t iteration : checkpoint_iterations(run_dir)) {
     const std::string stem = step_stem(run_dir, iteration);
     try {
@@ -112,7 +112,9 @@ std::optional<CheckpointState> load_newest_checkpoint(const std::string& run_dir
             throw DataError(fmt::format("{}: optimizer tensor '{}' holds {} at element {}", state_path, name,
                                         std::isnan(saved->data()[i]) ? "a NaN" : "an infinity", i));
       }
-      std::istringstream generator_state(state.metadata["default_generator"]);
+      // Checkpoints written before generators were explicit call it "default_generator".
+      const char* generator_key = state.metadata.count("model_generator") ? "model_generator" : "default_generator";
+      std::istringstream generator_state(state.metadata[generator_key]);
       std::mt19937_64 engine;
       generator_state >> engine;
       if (generator_state.fail()) throw DataError(state_path + ": unreadable generator state");
@@ -140,7 +142,7 @@ std::optional<CheckpointState> load_newest_checkpoint(const std::string& run_dir
       load_parameters(stem + ".safetensors", model);  // validates everything before changing the model
       for (auto& [name, tensor] : slots) *tensor = *state.find(name);
       optimizer.set_steps_taken(optimizer_steps);
-      default_generator().engine() = engine;
+      model_generator.engine() = engine;
       return CheckpointState{iteration, seconds, window};
     } catch (const std::exception& e) {
       std::fprintf(stderr, "warning: checkpoint of iteration %zu is unusable: %s; trying the previous one\n",

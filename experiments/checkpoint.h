@@ -20,8 +20,9 @@
 #include <optional>
 #include <string>
 
-#include "framework/optim/optimizer.h"
-#include "layers/module.h"
+#include "stn/framework/optim/optimizer.h"
+#include "stn/framework/random.h"
+#include "stn/layers/module.h"
 
 namespace stn::cli {
 
@@ -38,14 +39,15 @@ struct CheckpointState {
   std::optional<MetricsWindow> window;  // absent in checkpoints of older versions
 };
 
+// `model_generator` is the generator the model was built from (and that its dropout layers,
+// if any, draw from): its state is part of the checkpoint.
 void write_checkpoint(const std::string& run_dir, const Module& model, Optimizer& optimizer,
-                      const CheckpointState& state, std::size_t keep);
+                      const Generator& model_generator, const CheckpointState& state, std::size_t keep);
 
-// Loads the newest checkpoint that is valid into model and optimizer (and the default
-// generator). An unusable newer one (truncated, corrupt, mismatched) is reported on stderr
+// Loads the newest checkpoint that is valid into model, optimizer and model_generator. An unusable newer one (truncated, corrupt, mismatched) is reported on stderr
 // and the previous one tried; so is one holding a NaN or an infinity. Returns nothing when
 // there is no usable checkpoint.
 std::optional<CheckpointState> load_newest_checkpoint(const std::string& run_dir, Module& model,
-                                                      Optimizer& optimizer);
+                                                      Optimizer& optimizer, Generator& model_generator);
 
 }  // namespace stn::cli

@@ -1,4 +1,4 @@
-#include "experiments/commands.h"
+#include "stn/experiments/commands.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,13 +9,14 @@
 
 #include <fmt/core.h>
 
-#include "experiments/datasets.h"
-#include "experiments/run_dir.h"
-#include "framework/data/distorted.h"
-#include "framework/io/atomic_file.h"
-#include "framework/io/png.h"
-#include "layers/spatial_transformer.h"
-#include "models/models.h"
+#include "stn/experiments/datasets.h"
+#include "stn/experiments/run_dir.h"
+#include "stn/experiments/distorted.h"
+#include "stn/framework/io/atomic_file.h"
+#include "stn/experiments/canvas.h"
+#include "stn/framework/io/png.h"
+#include "stn/layers/spatial_transformer.h"
+#include "stn/models/models.h"
 
 namespace stn::cli {
 
@@ -50,7 +51,8 @@ json run_models(const std::string& dataset) {
              input.height, input.width, input.classes, budget);
   for (const std::string& name : model_names()) {
     if (name == "2xst-fcn" && dataset != "add") continue;
-    std::shared_ptr<Module> model = make_model(name, input);
+    Generator generator(0);
+    std::shared_ptr<Module> model = make_model(name, input, generator);
     Tape tape;
     NoGradScope no_grad(tape);
     model->eval();

@@ -1,9 +1,10 @@
-#include "experiments/datasets.h"
+#include "stn/experiments/datasets.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <stdexcept>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 
 namespace stn::cli {
 
@@ -64,10 +65,17 @@ Dataset rows(const Dataset& data, std::size_t begin, std::size_t end, const std:
 
 }  // namespace
 
+void require_data_directory(const std::string& directory, const std::string& what) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(directory, error))
+    throw DataError(what + " data directory '" + directory + "' does not exist; run scripts/setup.sh to fetch it");
+}
+
 std::vector<std::string> dataset_names() { return {"mnist", "fashion", "r", "rts", "p", "e", "tc", "add"}; }
 
 std::string default_data_dir(const std::string& name) {
-  if (name == "fashion") return default_fashion_mnist_dir();
+  // Where Debian's dataset-fashion-mnist package installs the gzip files.
+  if (name == "fashion") return "/usr/share/datasets/fashion-mnist";
   return "data/mnist";
 }
 
@@ -105,6 +113,7 @@ Experiment load_experiment(const std::string& name, const ExperimentOptions& opt
                       " images but the test split (t10k-*) " + std::to_string(test_count) +
                       "; are the files swapped? (MNIST and Fashion-MNIST have 60000 and 10000)");
   };
+  require_data_directory(dir, name == "fashion" ? "Fashion-MNIST" : "MNIST");
   if (name == "fashion") {
     e.train = load_fashion_mnist(dir, Split::Train);
     e.test = load_fashion_mnist(dir, Split::Test);

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "framework/data/distorted.h"
-#include "framework/data/loader.h"
-#include "framework/data/mnist.h"
-#include "models/models.h"
+#include "stn/experiments/distorted.h"
+#include "stn/framework/data/loader.h"
+#include "stn/framework/data/mnist.h"
+#include "stn/models/models.h"
 
 namespace stn::cli {
 
@@ -51,6 +51,10 @@ struct ExperimentOptions {
 // Throws std::invalid_argument for an unknown name, stn::DataError for missing/bad files.
 Experiment load_experiment(const std::string& name, const ExperimentOptions& options);
 std::string default_data_dir(const std::string& name);
+
+// Throws DataError "WHAT data directory 'DIR' does not exist; run scripts/setup.sh to fetch it".
+void require_data_directory(const std::string& directory, const std::string& what);
+
 // The models' input for a dataset, without loading it (std::invalid_argument for an unknown name).
 InputSpec input_spec_for(const std::string& name);
 std::vector<std::string> dataset_names();

@@ -1,4 +1,4 @@
-#include "experiments/figures.h"
+#include "stn/experiments/figures.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -15,21 +16,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "framework/io/atomic_file.h"
-#include "framework/io/png.h"
-#include "layers/spatial_transformer.h"
+#include "stn/framework/io/atomic_file.h"
+#include "stn/experiments/canvas.h"
+#include "stn/framework/io/png.h"
+#include "stn/layers/spatial_transformer.h"
 
 namespace stn::cli {
 
 using json = nlohmann::json;
 
-json transformer_health(const Module& model) {
+json transformer_health(const Tape& tape, const Module& model) {
   json all = json::array();
   for (SpatialTransformer* st : find_transformers(model)) {
-    const SpatialTransformer::Result& last = st->last();
-    if (!last.theta.valid()) continue;
-    const Tensor& theta = last.theta.value();
-    const Tensor& grid = last.sampling_grid.value();
+    const std::optional<SpatialTransformer::Result> last = st->result_on(tape);
+    if (!last) continue;
+    const Tensor& theta = last->theta.value();
+    const Tensor& grid = last->sampling_grid.value();
     const TransformKind kind = st->options().kind;
     const std::vector<float> identity = identity_parameters(kind, st->options().tps_points);
     const std::size_t batch = theta.shape()[0], per = theta.size() / batch;
@@ -120,6 +122,12 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
   NoGradScope no_grad(tape);
   model.forward(tape.input(images));
   model.train(was_training);
+  std::vector<SpatialTransformer::Result> results;
+  for (SpatialTransformer* st : transformers) {
+    std::optional<SpatialTransformer::Result> result = st->result_on(tape);
+    if (!result) throw std::logic_error("transformer figure: a transformer of the model did not run in its forward");
+    results.push_back(*result);
+  }
 
   // Every panel about 160 px wide, with integer nearest-neighbour scaling.
   const int scale = std::max(1, 160 / static_cast<int>(std::max(h, w)));
@@ -129,7 +137,7 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
     cell = std::max(cell, side * std::max(1, 160 / side) + 8);
   }
   int columns = 2;
-  for (SpatialTransformer* st : transformers) columns += static_cast<int>(st->last().output.dim(1));
+  for (const SpatialTransformer::Result& result : results) columns += static_cast<int>(result.output.dim(1));
   Canvas canvas(columns * cell + 8, static_cast<int>(count) * cell + 8, Rgb{40, 40, 40});
   const Rgb box_colours[] = {{255, 80, 60}, {60, 200, 255}, {120, 255, 90}, {255, 220, 60}};
   for (std::size_t n = 0; n < count; ++n) {
@@ -139,7 +147,7 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
     canvas.paste_gray(plane.data(), static_cast<int>(h), static_cast<int>(w), 8 + cell, y0, scale, 0.0f, 1.0f);
     int column = 2;
     for (std::size_t t = 0; t < transformers.size(); ++t) {
-      const SpatialTransformer::Result& last = transformers[t]->last();
+      const SpatialTransformer::Result& last = results[t];
       std::vector<std::pair<float, float>> outline =
           grid_outline(last.sampling_grid.value(), n, h, w, transformers[t]->options().sampler.align_corners);
       for (auto& [x, y] : outline) {

@@ -8,17 +8,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include "framework/data/mnist.h"
-#include "layers/module.h"
+#include "stn/framework/data/mnist.h"
+#include "stn/layers/module.h"
 
 namespace stn::cli {
 
-// Per transformer in the model, from its last forward pass: mean distance of theta from the
+// Per transformer in the model, from its last forward pass on `tape`: mean distance of theta from the
 // identity (L2 over the parameters, averaged over the batch), for affine transforms the
 // mean and minimum determinant of the 2x2 part, and the fraction of sampling points outside
 // the input ([-1, 1]^2). A collapsing transformer (zooming out to nothing, leaving the
 // image) shows as a determinant near 0 or an outside fraction near 1.
-nlohmann::json transformer_health(const Module& model);
+nlohmann::json transformer_health(const Tape& tape, const Module& model);
 
 // For the first `count` test samples: one row each, input | input with the sampling box |
 // each transformer's output. Needs a model with at least one transformer (returns false

@@ -21,10 +21,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include "experiments/commands.h"
-#include "experiments/presets.h"
-#include "experiments/train.h"
-#include "experiments/warp.h"
+#include "stn/experiments/commands.h"
+#include "stn/experiments/presets.h"
+#include "stn/experiments/train.h"
+#include "stn/experiments/warp.h"
 
 namespace {
 

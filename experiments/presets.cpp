@@ -1,4 +1,4 @@
-#include "experiments/presets.h"
+#include "stn/experiments/presets.h"
 
 #include <stdexcept>
 

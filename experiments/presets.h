@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "experiments/train.h"
+#include "stn/experiments/train.h"
 
 namespace stn::cli {
 

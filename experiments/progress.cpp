@@ -1,4 +1,4 @@
-#include "experiments/progress.h"
+#include "stn/experiments/progress.h"
 
 #include <unistd.h>
 

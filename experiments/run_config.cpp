@@ -1,11 +1,11 @@
-#include "experiments/run_config.h"
+#include "stn/experiments/run_config.h"
 
 #include <filesystem>
 #include <regex>
 #include <stdexcept>
 
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
 
 namespace stn::cli {
 

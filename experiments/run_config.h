@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "experiments/train.h"
+#include "stn/experiments/train.h"
 
 namespace stn::cli {
 

@@ -1,4 +1,4 @@
-#include "experiments/run_dir.h"
+#include "stn/experiments/run_dir.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -15,7 +15,7 @@
 
 #include <fmt/core.h>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 
 namespace stn::cli {
 

@@ -1,9 +1,9 @@
-#include "experiments/test_files.h"
+#include "stn/experiments/test_files.h"
 
 #include <algorithm>
 
-#include "framework/data/idx.h"
-#include "framework/error.h"
+#include "stn/framework/data/idx.h"
+#include "stn/framework/error.h"
 
 namespace stn::cli {
 

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "framework/data/mnist.h"
-#include "models/models.h"
+#include "stn/framework/data/mnist.h"
+#include "stn/models/models.h"
 
 namespace stn::cli {
 

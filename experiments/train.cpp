@@ -1,4 +1,4 @@
-#include "experiments/train.h"
+#include "stn/experiments/train.h"
 
 #include <omp.h>
 
@@ -21,24 +21,25 @@
 
 #include <fmt/core.h>
 
-#include "experiments/build_info.h"
-#include "experiments/checkpoint.h"
-#include "experiments/datasets.h"
-#include "experiments/figures.h"
-#include "experiments/progress.h"
-#include "experiments/run_config.h"
-#include "experiments/run_dir.h"
-#include "experiments/test_files.h"
-#include "framework/data/loader.h"
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
-#include "framework/ops/loss.h"
-#include "framework/optim/optimizer.h"
-#include "framework/optim/schedule.h"
-#include "framework/random.h"
-#include "layers/checkpoint.h"
-#include "layers/spatial_transformer.h"
-#include "models/models.h"
+#include "stn/experiments/build_info.h"
+#include "stn/experiments/checkpoint.h"
+#include "stn/experiments/datasets.h"
+#include "stn/experiments/figures.h"
+#include "stn/experiments/progress.h"
+#include "stn/experiments/run_config.h"
+#include "stn/experiments/run_dir.h"
+#include "stn/experiments/test_files.h"
+#include "stn/framework/data/loader.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
+#include "stn/framework/ops/loss.h"
+#include "stn/framework/optim/optimizer.h"
+#include "stn/framework/optim/schedule.h"
+#include "stn/framework/random.h"
+#include "stn/layers/weights.h"
+#include "stn/layers/parameter_groups.h"
+#include "stn/layers/spatial_transformer.h"
+#include "stn/models/models.h"
 
 namespace stn::cli {
 
@@ -309,9 +310,9 @@ std::string interruption(int signal_number, const std::string& what, const std::
 json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   set_threads(config.threads);
   config.threads = omp_get_max_threads();  // recorded resolved: bitwise reproducibility needs the same count
-  manual_seed(config.seed);
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
-  std::shared_ptr<Module> model = make_model(config.model, experiment.input);
+  Generator model_generator(config.seed);  // the initial weights (and any dropout masks)
+  std::shared_ptr<Module> model = make_model(config.model, experiment.input, model_generator);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(config, *model);
   std::unique_ptr<TrainingStream> stream = experiment.stream(config.batch, config.seed);
   const std::size_t per_epoch = std::max<std::size_t>(experiment.train.size() / config.batch, 1);
@@ -331,7 +332,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   double train_seconds = 0.0;
   std::optional<MetricsWindow> window = MetricsWindow{};
   if (resume_from) {
-    std::optional<CheckpointState> state = load_newest_checkpoint(config.out, *model, *optimizer);
+    std::optional<CheckpointState> state = load_newest_checkpoint(config.out, *model, *optimizer, model_generator);
     if (!state)
       throw DataError(config.out + ": no usable checkpoint to resume from (to start the run afresh: stn train --out " +
                       shell_quote(config.out) + " --overwrite, with its flags)");
@@ -364,7 +365,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   // A checkpoint of an older version has no window: its first line then averages fewer steps.
   bool partial_window = !window && start % config.log_every != 0;
   auto checkpoint = [&](std::size_t done) {
-    write_checkpoint(config.out, *model, *optimizer,
+    write_checkpoint(config.out, *model, *optimizer, model_generator,
                      CheckpointState{done, train_seconds, MetricsWindow{window_loss, window_correct, window_samples}},
                      config.keep_checkpoints);
   };
@@ -406,7 +407,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
                    {"train_accuracy", static_cast<double>(window_correct) / static_cast<double>(window_samples)},
                    {"lr", optimizer->learning_rate()},
                    {"samples_per_s", samples_per_s}};
-      if (has_transformers) line["transformers"] = transformer_health(*model);
+      if (has_transformers) line["transformers"] = transformer_health(tape, *model);
       if (partial_window) {
         line["partial_window"] = window_samples / config.batch;  // the steps averaged, fewer than log_every
         partial_window = false;
@@ -567,7 +568,8 @@ json run_evaluation(const std::string& run_directory, const EvalOptions& options
     experiment = load_experiment(config.dataset, experiment_options(config));
     input = experiment->input;
   }
-  std::shared_ptr<Module> model = make_model(config.model, input);
+  Generator unused(0);  // the weights are loaded next
+  std::shared_ptr<Module> model = make_model(config.model, input, unused);
   load_parameters(run_directory + "/model.safetensors", *model);
   const EvaluationSet evaluation =
       own_files ? EvaluationSet{files, "test"} : evaluation_set(config, *experiment);

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "framework/data/mnist.h"
-#include "layers/module.h"
+#include "stn/framework/data/mnist.h"
+#include "stn/layers/module.h"
 
 namespace stn::cli {
 

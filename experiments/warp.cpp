@@ -1,4 +1,4 @@
-#include "experiments/warp.h"
+#include "stn/experiments/warp.h"
 
 #include <array>
 #include <cmath>
@@ -7,12 +7,13 @@
 
 #include <fmt/core.h>
 
-#include "experiments/run_dir.h"
-#include "framework/data/mnist.h"
-#include "framework/error.h"
-#include "framework/io/npy.h"
-#include "framework/io/png.h"
-#include "framework/ops/spatial.h"
+#include "stn/experiments/datasets.h"
+#include "stn/experiments/run_dir.h"
+#include "stn/framework/data/mnist.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/npy.h"
+#include "stn/framework/io/png.h"
+#include "stn/framework/ops/spatial.h"
 
 namespace stn::cli {
 
@@ -111,6 +112,7 @@ Tensor load_warp_input(const WarpConfig& c) {
       index = std::stol(c.input.substr(second + 1));
     } catch (const std::exception&) {
     }
+    require_data_directory(c.data_dir, "MNIST");
     Dataset data = load_mnist(c.data_dir, split == "train" ? Split::Train : Split::Test);
     if (index < 0 || static_cast<std::size_t>(index) >= data.size())
       throw std::invalid_argument("--input " + c.input + ": index must be in [0, " + std::to_string(data.size()) + ")");

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 namespace stn::cli {
 

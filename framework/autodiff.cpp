@@ -1,11 +1,11 @@
-#include "framework/autodiff.h"
+#include "stn/framework/autodiff.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
-#include "framework/tape.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

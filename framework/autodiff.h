@@ -32,7 +32,7 @@
 #include <functional>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 

@@ -1,11 +1,11 @@
-#include "framework/gradcheck.h"
+#include "stn/framework/gradcheck.h"
 
 #include <cmath>
 #include <sstream>
 
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
-#include "framework/random.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/random.h"
 
 namespace stn {
 

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

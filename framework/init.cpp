@@ -1,4 +1,4 @@
-#include "framework/init.h"
+#include "stn/framework/init.h"
 
 #include <cmath>
 
@@ -8,7 +8,7 @@ void uniform(Tensor& tensor, float bound, Generator& generator) {
   for (std::size_t i = 0; i < tensor.size(); ++i) tensor.data()[i] = generator.uniform(-bound, bound);
 }
 
-void kaiming_uniform(Tensor& tensor, std::size_t fan_in, float gain, Generator& generator) {
+void kaiming_uniform(Tensor& tensor, std::size_t fan_in, Generator& generator, float gain) {
   uniform(tensor, gain * std::sqrt(3.0f / static_cast<float>(fan_in)), generator);
 }
 

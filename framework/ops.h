@@ -1,13 +1,13 @@
 // Everything a model needs from the engine, in one include.
 #pragma once
 
-#include "framework/autodiff.h"
-#include "framework/error.h"
-#include "framework/ops/conv.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/linalg.h"
-#include "framework/ops/loss.h"
-#include "framework/ops/pool.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
-#include "framework/tape.h"
+#include "stn/framework/autodiff.h"
+#include "stn/framework/error.h"
+#include "stn/framework/ops/conv.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/linalg.h"
+#include "stn/framework/ops/loss.h"
+#include "stn/framework/ops/pool.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/ops/shape.h"
+#include "stn/framework/tape.h"

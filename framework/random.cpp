@@ -1,4 +1,4 @@
-#include "framework/random.h"
+#include "stn/framework/random.h"
 
 #include <cmath>
 
@@ -19,12 +19,5 @@ double Generator::normal() {
   if (u1 < 1e-300) u1 = 1e-300;
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
-
-Generator& default_generator() {
-  static Generator generator(0);
-  return generator;
-}
-
-void manual_seed(std::uint64_t seed) { default_generator().seed(seed); }
 
 }  // namespace stn

@@ -1,6 +1,7 @@
-// The framework's one seedable random generator. Every random draw (initialisation, data
-// order, dropout masks, distortions) goes through a Generator, so a run is reproducible from
-// its seed. The bit generator is std::mt19937_64 (fully specified by the standard); the
+// The framework's seedable random generator. Every random draw (initialisation, data order,
+// dropout masks, distortions) goes through a Generator that the caller passes in: there is
+// no process-wide one, so two models (or two replicas of one) never share random state by
+// accident, and a run is reproducible from its seeds. The bit generator is std::mt19937_64 (fully specified by the standard); the
 // conversions to floats below are our own, so results do not depend on the standard
 // library's distribution implementations.
 #pragma once
@@ -33,9 +34,5 @@ class Generator {
  private:
   std::mt19937_64 engine_;
 };
-
-// The process-wide default generator (initialisers use it when given none).
-Generator& default_generator();
-void manual_seed(std::uint64_t seed);
 
 }  // namespace stn

@@ -1,4 +1,4 @@
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,13 +6,9 @@
 #include <ostream>
 #include <sstream>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 
 namespace stn {
-
-void throw_shape_error(const std::string& op, const std::string& message) {
-  throw ShapeError(op + ": " + message);
-}
 
 Parameter::Parameter(std::string name_, Tensor value_)
     : name(std::move(name_)), value(std::move(value_)), grad(zeros(shape_of(value))) {}
@@ -365,7 +361,19 @@ std::string Tape::describe_entry(std::size_t index) const {
 
 void Tape::clear() {
   entries_.clear();
+  reports_.clear();
   ++generation_;
+}
+
+void Tape::report(const void* module, std::vector<Var> values) {
+  for (const Var& v : values) check_var("Tape::report", v);
+  reports_.emplace_back(module, std::move(values));
+}
+
+const std::vector<Var>* Tape::last_report(const void* module) const {
+  for (auto it = reports_.rbegin(); it != reports_.rend(); ++it)
+    if (it->first == module) return &it->second;
+  return nullptr;
 }
 
 // ---- Inspection ------------------------------------------------------------------------

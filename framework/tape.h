@@ -34,7 +34,7 @@
 #include <string_view>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 
@@ -166,6 +166,14 @@ class Tape {
   // starts a new generation: Vars of the old one raise an error when used.
   void clear();
   std::uint64_t generation() const { return generation_; }
+
+  // Reports: Vars a module hands out of a forward pass for inspection (a transformer's
+  // output, theta and sampling grid), filed under the module. They belong to this generation
+  // and go with clear(): modules keep nothing between calls; whoever holds the tape reads
+  // them. A module called twice on one tape has two reports; last_report gives the newer.
+  void report(const void* module, std::vector<Var> values);
+  const std::vector<Var>* last_report(const void* module) const;  // nullptr if none
+
   // Throws when `v` is unset, of another tape, of an earlier generation, or out of range;
   // `op` names the caller in the message.
   void check_var(std::string_view op, const Var& v) const;
@@ -209,6 +217,7 @@ class Tape {
   std::vector<Var> gradients_values(Var output, const std::vector<Var>& inputs);
 
   std::deque<TapeEntry> entries_;  // a deque: appending never moves existing values
+  std::vector<std::pair<const void*, std::vector<Var>>> reports_;
   bool grad_enabled_ = true;
   bool anomaly_detection_ = false;
   bool recording_backward_ = false;  // entries appended now are a backward's

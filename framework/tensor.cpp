@@ -1,4 +1,4 @@
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 #include <algorithm>
 

@@ -1,10 +1,10 @@
-#include "layers/basic.h"
+#include "stn/layers/basic.h"
 
 #include <stdexcept>
 
-#include "framework/ops/elementwise.h"
-#include "framework/ops/loss.h"
-#include "framework/ops/shape.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/loss.h"
+#include "stn/framework/ops/shape.h"
 
 namespace stn {
 
@@ -28,8 +28,8 @@ Var ReLU::forward(Var input) { return relu(input); }
 
 Var Flatten::forward(Var input) { return flatten(input, 1); }
 
-Dropout::Dropout(float probability, Generator* generator)
-    : probability_(probability), generator_(generator ? generator : &default_generator()) {
+Dropout::Dropout(float probability, Generator& generator)
+    : probability_(probability), generator_(&generator) {
   if (!(probability >= 0.0f && probability < 1.0f))
     throw std::invalid_argument("Dropout: probability must be in [0, 1), got " + std::to_string(probability));
 }

@@ -1,9 +1,9 @@
 // Parameter-free layers: pooling, ReLU, Flatten, Dropout.
 #pragma once
 
-#include "framework/ops/pool.h"
-#include "framework/random.h"
-#include "layers/module.h"
+#include "stn/framework/ops/pool.h"
+#include "stn/framework/random.h"
+#include "stn/layers/module.h"
 
 namespace stn {
 
@@ -40,10 +40,11 @@ class Flatten : public Module {
   std::string describe() const override { return "Flatten"; }
 };
 
-// Active only in training mode; draws its masks from `generator` (the default one if none).
+// Active only in training mode; draws its masks from `generator`, which the caller owns and
+// which must outlive the module (a training loop keeps it with the run's other state).
 class Dropout : public Module {
  public:
-  explicit Dropout(float probability, Generator* generator = nullptr);
+  Dropout(float probability, Generator& generator);
   Var forward(Var input) override;
   std::string describe() const override;
 

@@ -1,12 +1,12 @@
-#include "layers/conv.h"
+#include "stn/layers/conv.h"
 
 #include <stdexcept>
 
-#include "framework/init.h"
+#include "stn/framework/init.h"
 
 namespace stn {
 
-Conv2d::Conv2d(const Conv2dLayerOptions& options) : options_(options) {
+Conv2d::Conv2d(const Conv2dLayerOptions& options, Generator& generator) : options_(options) {
   if (options.in <= 0 || options.out <= 0 || options.kernel <= 0)
     throw std::invalid_argument("Conv2d: channels and kernel must be positive, got in " +
                                 std::to_string(options.in) + ", out " + std::to_string(options.out) +
@@ -15,11 +15,11 @@ Conv2d::Conv2d(const Conv2dLayerOptions& options) : options_(options) {
   const auto k = static_cast<std::size_t>(options.kernel);
   const std::size_t fan_in = in * k * k;
   Tensor w = empty({out, in, k, k});
-  init::pytorch_default(w, fan_in);
+  init::pytorch_default(w, fan_in, generator);
   weight_ = &register_parameter("weight", std::move(w));
   if (options.bias) {
     Tensor b = empty({out});
-    init::pytorch_default(b, fan_in);
+    init::pytorch_default(b, fan_in, generator);
     bias_ = &register_parameter("bias", std::move(b));
   }
 }

@@ -1,8 +1,10 @@
-// Conv2d: [N, in, H, W] -> [N, out, H', W']. Initialised like PyTorch's nn.Conv2d.
+// Conv2d: [N, in, H, W] -> [N, out, H', W']. Initialised like PyTorch's nn.Conv2d, from the
+// generator it is built with (weight first, then bias).
 #pragma once
 
-#include "framework/ops/conv.h"
-#include "layers/module.h"
+#include "stn/framework/ops/conv.h"
+#include "stn/framework/random.h"
+#include "stn/layers/module.h"
 
 namespace stn {
 
@@ -18,7 +20,7 @@ struct Conv2dLayerOptions {
 
 class Conv2d : public Module {
  public:
-  explicit Conv2d(const Conv2dLayerOptions& options);
+  Conv2d(const Conv2dLayerOptions& options, Generator& generator);
   Var forward(Var input) override;
   std::string describe() const override;
 

@@ -1,8 +1,8 @@
 // Every layer, in one include.
 #pragma once
 
-#include "layers/basic.h"
-#include "layers/conv.h"
-#include "layers/linear.h"
-#include "layers/module.h"
-#include "layers/sequential.h"
+#include "stn/layers/basic.h"
+#include "stn/layers/conv.h"
+#include "stn/layers/linear.h"
+#include "stn/layers/module.h"
+#include "stn/layers/sequential.h"

@@ -1,23 +1,23 @@
-#include "layers/linear.h"
+#include "stn/layers/linear.h"
 
 #include <stdexcept>
 
-#include "framework/init.h"
-#include "framework/ops/linalg.h"
+#include "stn/framework/init.h"
+#include "stn/framework/ops/linalg.h"
 
 namespace stn {
 
-Linear::Linear(const LinearOptions& options) : options_(options) {
+Linear::Linear(const LinearOptions& options, Generator& generator) : options_(options) {
   if (options.in <= 0 || options.out <= 0)
     throw std::invalid_argument("Linear: sizes must be positive, got in " +
                                 std::to_string(options.in) + ", out " + std::to_string(options.out));
   const auto in = static_cast<std::size_t>(options.in), out = static_cast<std::size_t>(options.out);
   Tensor w = empty({out, in});
-  init::pytorch_default(w, in);
+  init::pytorch_default(w, in, generator);
   weight_ = &register_parameter("weight", std::move(w));
   if (options.bias) {
     Tensor b = empty({out});
-    init::pytorch_default(b, in);
+    init::pytorch_default(b, in, generator);
     bias_ = &register_parameter("bias", std::move(b));
   }
 }

@@ -1,7 +1,9 @@
-// Linear: y = x W^T + b, x [N, in] -> [N, out]. Initialised like PyTorch's nn.Linear.
+// Linear: y = x W^T + b, x [N, in] -> [N, out]. Initialised like PyTorch's nn.Linear, from
+// the generator it is built with (weight first, then bias).
 #pragma once
 
-#include "layers/module.h"
+#include "stn/framework/random.h"
+#include "stn/layers/module.h"
 
 namespace stn {
 
@@ -13,7 +15,7 @@ struct LinearOptions {
 
 class Linear : public Module {
  public:
-  explicit Linear(const LinearOptions& options);
+  Linear(const LinearOptions& options, Generator& generator);
   Var forward(Var input) override;
   std::string describe() const override;
 

@@ -1,4 +1,4 @@
-#include "layers/module.h"
+#include "stn/layers/module.h"
 
 #include <stdexcept>
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

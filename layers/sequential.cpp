@@ -1,4 +1,4 @@
-#include "layers/sequential.h"
+#include "stn/layers/sequential.h"
 
 namespace stn {
 

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "layers/module.h"
+#include "stn/layers/module.h"
 
 namespace stn {
 

@@ -1,11 +1,10 @@
-#include "layers/spatial_transformer.h"
+#include "stn/layers/spatial_transformer.h"
 
 #include <cmath>
-#include <set>
 #include <stdexcept>
 
-#include "framework/ops/shape.h"
-#include "framework/ops/spatial_grid.h"
+#include "stn/framework/ops/shape.h"
+#include "stn/framework/ops/spatial_grid.h"
 
 namespace stn {
 
@@ -51,7 +50,7 @@ std::vector<float> identity_parameters(TransformKind kind, int tps_points) {
 }
 
 SpatialTransformer::SpatialTransformer(std::shared_ptr<Module> localisation,
-                                       const SpatialTransformerOptions& options)
+                                       const SpatialTransformerOptions& options, Generator& generator)
     : options_(options) {
   if (!localisation) throw std::invalid_argument("SpatialTransformer: no localisation network");
   if (options.output_height <= 0 || options.output_width <= 0)
@@ -66,7 +65,7 @@ SpatialTransformer::SpatialTransformer(std::shared_ptr<Module> localisation,
   localisation_ = register_module("localisation", std::move(localisation));
   const int count = transform_parameter_count(options.kind, options.tps_points);
   regression_ = register_module(
-      "regression", std::make_shared<Linear>(LinearOptions{.in = options.localisation_features, .out = count}));
+      "regression", std::make_shared<Linear>(LinearOptions{.in = options.localisation_features, .out = count}, generator));
   // Identity at the start: zero weights, identity bias.
   regression_->weight().value.fill(0.0f);
   const std::vector<float> identity = identity_parameters(options.kind, options.tps_points);
@@ -102,8 +101,15 @@ SpatialTransformer::Result SpatialTransformer::transform(Var input) {
       grid = tps_grid(theta, height, width, corners);
       break;
   }
-  last_ = {grid_sample(input, grid, options_.sampler), theta, grid};
-  return last_;
+  Result result{grid_sample(input, grid, options_.sampler), theta, grid};
+  input.tape().report(this, {result.output, result.theta, result.sampling_grid});
+  return result;
+}
+
+std::optional<SpatialTransformer::Result> SpatialTransformer::result_on(const Tape& tape) const {
+  const std::vector<Var>* report = tape.last_report(this);
+  if (!report) return std::nullopt;
+  return Result{(*report)[0], (*report)[1], (*report)[2]};
 }
 
 std::string SpatialTransformer::describe() const {
@@ -150,17 +156,6 @@ std::vector<SpatialTransformer*> find_transformers(const Module& model) {
   if (auto* st = dynamic_cast<const SpatialTransformer*>(&model)) found.push_back(const_cast<SpatialTransformer*>(st));
   collect(model, found);
   return found;
-}
-
-std::vector<ParameterGroup> localisation_parameter_groups(const Module& model, float localisation_scale) {
-  std::set<const Parameter*> localisation;
-  for (SpatialTransformer* st : find_transformers(model))
-    for (Parameter* p : st->localisation_parameters()) localisation.insert(p);
-  ParameterGroup rest{{}, 1.0f}, local{{}, localisation_scale};
-  for (Parameter* p : model.parameters()) (localisation.count(p) ? local : rest).parameters.push_back(p);
-  std::vector<ParameterGroup> groups = {rest};
-  if (!local.parameters.empty()) groups.push_back(local);
-  return groups;
 }
 
 }  // namespace stn

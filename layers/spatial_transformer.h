@@ -11,13 +11,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "framework/ops/spatial_sample.h"
-#include "framework/optim/optimizer.h"
-#include "layers/linear.h"
-#include "layers/module.h"
+#include "stn/framework/ops/spatial_sample.h"
+#include "stn/layers/linear.h"
+#include "stn/layers/module.h"
 
 namespace stn {
 
@@ -42,20 +42,26 @@ struct SpatialTransformerOptions {
 
 class SpatialTransformer : public Module {
  public:
-  SpatialTransformer(std::shared_ptr<Module> localisation, const SpatialTransformerOptions& options);
+  // The regression layer is built from `generator` like any Linear, then set to the
+  // identity: its draws are discarded but still taken, so the layers built after it get the
+  // same weights as in the runs recorded before generators were explicit.
+  SpatialTransformer(std::shared_ptr<Module> localisation, const SpatialTransformerOptions& options,
+                     Generator& generator);
 
   struct Result {
     Var output;         // V (N, C, H', W')
     Var theta;          // the predicted transform parameters, (N, 2, 3) / (N, 3) / (N, 8) / (N, K, 2)
     Var sampling_grid;  // (N, H', W', 2)
   };
+  // Also reports the result on the input's tape (Tape::report), for result_on.
   Result transform(Var input);
   Var forward(Var input) override { return transform(input).output; }
   std::string describe() const override;
 
-  // The theta, sampling grid and output of the last forward pass (valid until its tape is
-  // cleared): training reads them for the transformer's health and the figures.
-  const Result& last() const { return last_; }
+  // The result of this transformer's last pass on `tape` (since its last clear()), when a
+  // model holding it ran forward there: how training reads the transformers' health and
+  // draws their figures from a whole model's forward. std::nullopt if it has not run.
+  std::optional<Result> result_on(const Tape& tape) const;
   const SpatialTransformerOptions& options() const { return options_; }
   Module& localisation() { return *localisation_; }
   Linear& regression() { return *regression_; }
@@ -66,7 +72,6 @@ class SpatialTransformer : public Module {
   SpatialTransformerOptions options_;
   std::shared_ptr<Module> localisation_;
   std::shared_ptr<Linear> regression_;
-  Result last_;
 };
 
 class ParallelTransformers : public Module {
@@ -82,9 +87,5 @@ class ParallelTransformers : public Module {
 
 // Every SpatialTransformer inside `model` (depth-first).
 std::vector<SpatialTransformer*> find_transformers(const Module& model);
-
-// Two optimizer groups: the transformers' localisation parameters with learning-rate scale
-// `localisation_scale`, everything else with 1 (a single group when there are none).
-std::vector<ParameterGroup> localisation_parameter_groups(const Module& model, float localisation_scale);
 
 }  // namespace stn

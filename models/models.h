@@ -6,7 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "layers/module.h"
+#include "stn/framework/random.h"
+#include "stn/layers/module.h"
 
 namespace stn {
 
@@ -23,7 +24,7 @@ struct FcnOptions {
   int hidden_units = 256;
   int hidden_layers = 2;
 };
-std::shared_ptr<Module> make_fcn(const InputSpec& input, const FcnOptions& options = {});
+std::shared_ptr<Module> make_fcn(const InputSpec& input, Generator& generator, const FcnOptions& options = {});
 
 // CNN: conv 9x9 (c1 filters) -> ReLU -> max-pool 2 -> conv 7x7 (c2 filters) -> ReLU ->
 // max-pool 2 -> linear classifier ("three weight layers").
@@ -31,23 +32,25 @@ struct CnnOptions {
   int conv1_filters = 32;
   int conv2_filters = 64;
 };
-std::shared_ptr<Module> make_cnn(const InputSpec& input, const CnnOptions& options = {});
+std::shared_ptr<Module> make_cnn(const InputSpec& input, Generator& generator, const CnnOptions& options = {});
 
 // The parameter budget of an experiment: its CNN baseline's count for this input.
 std::size_t baseline_parameter_count(const InputSpec& input);
 // The FCN with two hidden layers whose width matches the budget (PAPER.md: equal counts).
-std::shared_ptr<Module> make_sized_fcn(const InputSpec& input);
+std::shared_ptr<Module> make_sized_fcn(const InputSpec& input, Generator& generator);
 
 enum class TransformKind;
-std::shared_ptr<Module> make_st_fcn(const InputSpec& input, TransformKind kind);
-std::shared_ptr<Module> make_st_cnn(const InputSpec& input, TransformKind kind);
+std::shared_ptr<Module> make_st_fcn(const InputSpec& input, TransformKind kind, Generator& generator);
+std::shared_ptr<Module> make_st_cnn(const InputSpec& input, TransformKind kind, Generator& generator);
 // Two transformers in parallel on the same input, outputs concatenated on channels.
-std::shared_ptr<Module> make_2xst_fcn(const InputSpec& input, TransformKind kind);
+std::shared_ptr<Module> make_2xst_fcn(const InputSpec& input, TransformKind kind, Generator& generator);
 
-using ModelFactory = std::function<std::shared_ptr<Module>(const InputSpec&)>;
+using ModelFactory = std::function<std::shared_ptr<Module>(const InputSpec&, Generator&)>;
 
-// Builds a registered model; throws std::invalid_argument listing the known names otherwise.
-std::shared_ptr<Module> make_model(const std::string& name, const InputSpec& input);
+// Builds a registered model, its weights drawn from `generator` (layer by layer, in the
+// order of the model's parameters); throws std::invalid_argument listing the known names
+// for an unknown one.
+std::shared_ptr<Module> make_model(const std::string& name, const InputSpec& input, Generator& generator);
 std::vector<std::string> model_names();
 
 }  // namespace stn

@@ -1,8 +1,8 @@
 #include <map>
 #include <stdexcept>
 
-#include "layers/spatial_transformer.h"
-#include "models/models.h"
+#include "stn/layers/spatial_transformer.h"
+#include "stn/models/models.h"
 
 namespace stn {
 
@@ -17,16 +17,16 @@ const std::map<std::string, ModelFactory>& registry() {
 
 std::map<std::string, ModelFactory> build_registry() {
   std::map<std::string, ModelFactory> factories = {
-      {"fcn", [](const InputSpec& input) { return make_sized_fcn(input); }},
-      {"fcn-256", [](const InputSpec& input) { return make_fcn(input, {.hidden_units = 256}); }},
-      {"cnn", [](const InputSpec& input) { return make_cnn(input); }},
+      {"fcn", [](const InputSpec& input, Generator& g) { return make_sized_fcn(input, g); }},
+      {"fcn-256", [](const InputSpec& input, Generator& g) { return make_fcn(input, g, {.hidden_units = 256}); }},
+      {"cnn", [](const InputSpec& input, Generator& g) { return make_cnn(input, g); }},
       // TPS, as in the paper's illustration of the addition model (PAPER.md, A.1).
-      {"2xst-fcn", [](const InputSpec& input) { return make_2xst_fcn(input, TransformKind::tps); }},
+      {"2xst-fcn", [](const InputSpec& input, Generator& g) { return make_2xst_fcn(input, TransformKind::tps, g); }},
   };
   for (const char* kind : {"aff", "att", "proj", "tps"}) {
     TransformKind k = parse_transform_kind(kind);
-    factories[std::string("st-fcn-") + kind] = [k](const InputSpec& input) { return make_st_fcn(input, k); };
-    factories[std::string("st-cnn-") + kind] = [k](const InputSpec& input) { return make_st_cnn(input, k); };
+    factories[std::string("st-fcn-") + kind] = [k](const InputSpec& input, Generator& g) { return make_st_fcn(input, k, g); };
+    factories[std::string("st-cnn-") + kind] = [k](const InputSpec& input, Generator& g) { return make_st_cnn(input, k, g); };
   }
   return factories;
 }
@@ -39,14 +39,14 @@ std::vector<std::string> model_names() {
   return names;
 }
 
-std::shared_ptr<Module> make_model(const std::string& name, const InputSpec& input) {
+std::shared_ptr<Module> make_model(const std::string& name, const InputSpec& input, Generator& generator) {
   auto it = registry().find(name);
   if (it == registry().end()) {
     std::string known;
     for (const std::string& n : model_names()) known += (known.empty() ? "" : ", ") + n;
     throw std::invalid_argument("unknown model '" + name + "' (known: " + known + ")");
   }
-  return it->second(input);
+  return it->second(input, generator);
 }
 
 }  // namespace stn

@@ -20,9 +20,9 @@
 #include <limits>
 #include <stdexcept>
 
-#include "layers/layers.h"
-#include "layers/spatial_transformer.h"
-#include "models/models.h"
+#include "stn/layers/layers.h"
+#include "stn/layers/spatial_transformer.h"
+#include "stn/models/models.h"
 
 namespace stn {
 
@@ -63,52 +63,54 @@ Placement placement_for(const InputSpec& in) {
   return {56, 2};
 }
 
-std::shared_ptr<Module> fcn_localisation(const InputSpec& in) {
+std::shared_ptr<Module> fcn_localisation(const InputSpec& in, Generator& generator) {
   auto net = std::make_shared<Sequential>();
   net->add("downsample", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
   net->add("flatten", std::make_shared<Flatten>());
   int features = in.channels * (in.height / 2) * (in.width / 2);
   for (int l = 1; l <= 3; ++l) {
-    net->add("fc" + std::to_string(l), std::make_shared<Linear>(LinearOptions{.in = features, .out = 32}));
+    net->add("fc" + std::to_string(l), std::make_shared<Linear>(LinearOptions{.in = features, .out = 32}, generator));
     net->add("relu" + std::to_string(l), std::make_shared<ReLU>());
     features = 32;
   }
   return net;
 }
 
-std::shared_ptr<Module> cnn_localisation(const InputSpec& in) {
+std::shared_ptr<Module> cnn_localisation(const InputSpec& in, Generator& generator) {
   const int h = ((in.height / 2 - 4) / 2 - 4), w = ((in.width / 2 - 4) / 2 - 4);
   auto net = std::make_shared<Sequential>();
   net->add("downsample", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
-  net->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = in.channels, .out = 20, .kernel = 5}));
+  net->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = in.channels, .out = 20, .kernel = 5}, generator));
   net->add("pool", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));  // then ReLU: they commute
   net->add("relu1", std::make_shared<ReLU>());
-  net->add("conv2", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 20, .out = 20, .kernel = 5}));
+  net->add("conv2", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 20, .out = 20, .kernel = 5}, generator));
   net->add("relu2", std::make_shared<ReLU>());
   net->add("flatten", std::make_shared<Flatten>());
-  net->add("fc", std::make_shared<Linear>(LinearOptions{.in = 20 * h * w, .out = 20}));
+  net->add("fc", std::make_shared<Linear>(LinearOptions{.in = 20 * h * w, .out = 20}, generator));
   net->add("relu3", std::make_shared<ReLU>());
   return net;
 }
 
-std::shared_ptr<SpatialTransformer> make_transformer(const InputSpec& in, bool convolutional, TransformKind kind) {
+std::shared_ptr<SpatialTransformer> make_transformer(const InputSpec& in, bool convolutional, TransformKind kind, Generator& generator) {
   const Placement place = placement_for(in);
-  auto localisation = convolutional ? cnn_localisation(in) : fcn_localisation(in);
+  auto localisation = convolutional ? cnn_localisation(in, generator) : fcn_localisation(in, generator);
   return std::make_shared<SpatialTransformer>(
       localisation, SpatialTransformerOptions{.kind = kind, .output_height = place.output,
                                               .output_width = place.output,
-                                              .localisation_features = convolutional ? 20 : 32});
+                                              .localisation_features = convolutional ? 20 : 32},
+      generator);
 }
 
 // transformer(s) -> [average pool] -> classifier, sized to the baseline's parameter count.
-std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, TransformKind kind, int parallel) {
+std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, TransformKind kind, int parallel,
+                                      Generator& generator) {
   const Placement place = placement_for(in);
   const std::size_t target = baseline_parameter_count(in);
   auto model = std::make_shared<Sequential>();
   std::vector<std::shared_ptr<SpatialTransformer>> transformers;
   std::size_t transformer_params = 0;
   for (int i = 0; i < parallel; ++i) {
-    transformers.push_back(make_transformer(in, convolutional, kind));
+    transformers.push_back(make_transformer(in, convolutional, kind, generator));
     transformer_params += transformers.back()->parameter_count();
   }
   if (parallel == 1) model->add("st", transformers[0]);
@@ -120,11 +122,11 @@ std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, T
   std::shared_ptr<Module> classifier;
   if (convolutional) {
     int filters = closest(8, 128, budget, [&](int c2) { return cnn_count(classifier_input, {32, c2}); });
-    classifier = make_cnn(classifier_input, {.conv1_filters = 32, .conv2_filters = filters});
+    classifier = make_cnn(classifier_input, generator, {.conv1_filters = 32, .conv2_filters = filters});
   } else {
     const int inputs = classifier_input.channels * side * side;
     int hidden = closest(8, 1024, budget, [&](int h) { return fcn_count(inputs, h, 2, in.classes); });
-    classifier = make_fcn(classifier_input, {.hidden_units = hidden, .hidden_layers = 2});
+    classifier = make_fcn(classifier_input, generator, {.hidden_units = hidden, .hidden_layers = 2});
   }
   model->add("classifier", classifier);
   return model;
@@ -134,21 +136,21 @@ std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, T
 
 std::size_t baseline_parameter_count(const InputSpec& input) { return cnn_count(input, CnnOptions{}); }
 
-std::shared_ptr<Module> make_sized_fcn(const InputSpec& input) {
+std::shared_ptr<Module> make_sized_fcn(const InputSpec& input, Generator& generator) {
   const int inputs = input.channels * input.height * input.width;
   const std::size_t target = baseline_parameter_count(input);
   int hidden = closest(8, 1024, target, [&](int h) { return fcn_count(inputs, h, 2, input.classes); });
-  return make_fcn(input, {.hidden_units = hidden, .hidden_layers = 2});
+  return make_fcn(input, generator, {.hidden_units = hidden, .hidden_layers = 2});
 }
 
-std::shared_ptr<Module> make_st_fcn(const InputSpec& input, TransformKind kind) {
-  return make_st_model(input, false, kind, 1);
+std::shared_ptr<Module> make_st_fcn(const InputSpec& input, TransformKind kind, Generator& generator) {
+  return make_st_model(input, false, kind, 1, generator);
 }
-std::shared_ptr<Module> make_st_cnn(const InputSpec& input, TransformKind kind) {
-  return make_st_model(input, true, kind, 1);
+std::shared_ptr<Module> make_st_cnn(const InputSpec& input, TransformKind kind, Generator& generator) {
+  return make_st_model(input, true, kind, 1, generator);
 }
-std::shared_ptr<Module> make_2xst_fcn(const InputSpec& input, TransformKind kind) {
-  return make_st_model(input, false, kind, 2);
+std::shared_ptr<Module> make_2xst_fcn(const InputSpec& input, TransformKind kind, Generator& generator) {
+  return make_st_model(input, false, kind, 2, generator);
 }
 
 }  // namespace stn

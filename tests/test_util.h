@@ -4,8 +4,8 @@
 #include <cmath>
 #include <string>
 
-#include "framework/random.h"
-#include "framework/tensor.h"
+#include "stn/framework/random.h"
+#include "stn/framework/tensor.h"
 
 namespace stn::test {
 

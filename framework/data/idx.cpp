@@ -1,4 +1,4 @@
-#include "framework/data/idx.h"
+#include "stn/framework/data/idx.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,8 +13,8 @@
 #include <memory>
 #include <stdexcept>
 
-#include "framework/error.h"
-#include "framework/tensor.h"
+#include "stn/framework/error.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 namespace {

@@ -1,4 +1,4 @@
-#include "framework/data/loader.h"
+#include "stn/framework/data/loader.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <string>
 #include <utility>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 
 namespace stn {
 namespace {

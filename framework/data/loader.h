@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/data/mnist.h"
-#include "framework/random.h"
-#include "framework/tensor.h"
+#include "stn/framework/data/mnist.h"
+#include "stn/framework/random.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 

@@ -1,10 +1,10 @@
-#include "framework/data/mnist.h"
+#include "stn/framework/data/mnist.h"
 
 #include <filesystem>
 #include <system_error>
 
-#include "framework/data/idx.h"
-#include "framework/error.h"
+#include "stn/framework/data/idx.h"
+#include "stn/framework/error.h"
 
 namespace stn {
 namespace {
@@ -57,7 +57,7 @@ Dataset load_idx_dataset(const std::string& directory, Split split, const Datase
   std::error_code error;
   if (!std::filesystem::is_directory(directory, error)) {
     throw DataError(family.display_name + " data directory '" + directory +
-                    "' does not exist; run scripts/setup.sh to fetch it");
+                    "' does not exist");
   }
   const std::string prefix = split == Split::Train ? "train" : "t10k";
   const std::string images_path = find_file(directory, prefix + "-images-idx3-ubyte", family);
@@ -86,7 +86,5 @@ Dataset load_mnist(const std::string& directory, Split split) {
 Dataset load_fashion_mnist(const std::string& directory, Split split) {
   return load_idx_dataset(directory, split, {"fashion-mnist", "Fashion-MNIST"});
 }
-
-std::string default_fashion_mnist_dir() { return "/usr/share/datasets/fashion-mnist"; }
 
 }  // namespace stn

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 
@@ -32,8 +32,5 @@ Dataset load_mnist(const std::string& directory, Split split);
 
 // The same for Fashion-MNIST (same file names; "fashion-mnist/train" or "fashion-mnist/test").
 Dataset load_fashion_mnist(const std::string& directory, Split split);
-
-// Where Debian's dataset-fashion-mnist package installs the gzip files.
-std::string default_fashion_mnist_dir();
 
 }  // namespace stn

@@ -1,4 +1,4 @@
-#include "framework/io/atomic_file.h"
+#include "stn/framework/io/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 
 namespace stn {
 namespace {

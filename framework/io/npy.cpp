@@ -1,12 +1,12 @@
 #include <algorithm>
-#include "framework/io/npy.h"
+#include "stn/framework/io/npy.h"
 
 #include <cstdint>
 #include <cstring>
 #include <string_view>
 
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy '<f4' and '<f8' data is little-endian and is copied as is"

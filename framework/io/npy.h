@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 

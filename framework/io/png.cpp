@@ -1,4 +1,4 @@
-#include "framework/io/png.h"
+#include "stn/framework/io/png.h"
 
 #include <cmath>
 #include <climits>
@@ -8,8 +8,8 @@
 #include <new>
 #include <stdexcept>
 
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
 
 namespace stn::image_memory {
 namespace {

@@ -1,14 +1,11 @@
-// Images: reading anything stb_image reads (PNG above all), writing PNG, and a small RGB
-// canvas for drawing figures (digits, sampling grids, transformed boxes).
+// Images: reading anything stb_image reads (PNG above all) and writing PNG.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
 
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 
@@ -36,32 +33,5 @@ void write_png(const std::string& path, const Tensor& image);
 // PNG bytes of `height` rows of `width` interleaved 8-bit pixels of `channels` (1 to 4)
 // channels each, top row first.
 std::string encode_png(const std::uint8_t* pixels, int width, int height, int channels);
-
-struct Rgb {
-  std::uint8_t red = 0, green = 0, blue = 0;
-};
-
-// An RGB raster in pixel coordinates: x to the right, y down, pixel (x, y) centred on the
-// integer point. Everything drawn is clipped to the canvas.
-struct Canvas {
-  int width, height;
-  std::vector<std::uint8_t> rgb;  // row-major, 3 bytes a pixel
-
-  Canvas(int width, int height, Rgb background);
-
-  Rgb pixel(int x, int y) const;
-  void set_pixel(int x, int y, Rgb color);  // ignored outside the canvas
-  // A row-major image_height x image_width grey image, `low` black and `high` white (NaN
-  // black), each pixel drawn as a scale x scale block, the top-left one at (x0, y0).
-  // scale < 1 or high <= low is a std::invalid_argument.
-  void paste_gray(const float* pixels, int image_height, int image_width, int x0, int y0, int scale,
-                  float low, float high);
-  // A one-pixel line between the two points, both ends included (a DDA); nothing if an end
-  // is not finite.
-  void draw_line(float from_x, float from_y, float to_x, float to_y, Rgb color);
-  // Lines between consecutive points, and from the last back to the first if `closed`.
-  void draw_polygon(const std::vector<std::pair<float, float>>& points, Rgb color, bool closed);
-  void save_png(const std::string& path) const;
-};
 
 }  // namespace stn

@@ -1,4 +1,4 @@
-#include "framework/io/safetensors.h"
+#include "stn/framework/io/safetensors.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian and is copied to and from tensors as is"

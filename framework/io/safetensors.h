@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 

@@ -1,4 +1,4 @@
-#include "framework/kernels/broadcast.h"
+#include "stn/framework/kernels/broadcast.h"
 
 namespace stn::kernels {
 

@@ -1,4 +1,4 @@
-#include "framework/kernels/conv.h"
+#include "stn/framework/kernels/conv.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include <xsimd/xsimd.hpp>
 
-#include "framework/kernels/rows.h"
+#include "stn/framework/kernels/rows.h"
 
 namespace stn::kernels {
 

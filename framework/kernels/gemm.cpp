@@ -13,7 +13,7 @@
 // so packing it would cost as much as the arithmetic. Only the last, partial tile of rows
 // is copied into a zero-padded block. When N is small and M large, computing C^T instead
 // fills the vectors better; a small cost model picks the orientation and the tile shape.
-#include "framework/kernels/gemm.h"
+#include "stn/framework/kernels/gemm.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -22,9 +22,9 @@
 
 #include <xsimd/memory/xsimd_aligned_allocator.hpp>
 
-#include "framework/kernels/gemm_microkernel.h"
-#include "framework/kernels/gemm_pack.h"
-#include "framework/kernels/gemm_plan.h"
+#include "stn/framework/kernels/gemm_microkernel.h"
+#include "stn/framework/kernels/gemm_pack.h"
+#include "stn/framework/kernels/gemm_plan.h"
 
 namespace stn::kernels {
 

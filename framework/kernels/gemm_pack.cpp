@@ -1,11 +1,11 @@
-#include "framework/kernels/gemm_pack.h"
+#include "stn/framework/kernels/gemm_pack.h"
 
 #include <algorithm>
 
 #include <xsimd/xsimd.hpp>
 
-#include "framework/kernels/gemm_microkernel.h"
-#include "framework/kernels/rows.h"
+#include "stn/framework/kernels/gemm_microkernel.h"
+#include "stn/framework/kernels/rows.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>

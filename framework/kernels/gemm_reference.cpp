@@ -1,4 +1,4 @@
-#include "framework/kernels/gemm.h"
+#include "stn/framework/kernels/gemm.h"
 
 namespace stn::kernels {
 

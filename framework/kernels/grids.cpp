@@ -1,4 +1,4 @@
-#include "framework/kernels/grids.h"
+#include "stn/framework/kernels/grids.h"
 
 #include <cmath>
 #include <map>

@@ -1,4 +1,4 @@
-#include "framework/kernels/sampler.h"
+#include "stn/framework/kernels/sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -23,16 +23,9 @@
 
 #include <cstddef>
 
+#include "stn/framework/kernels/sampler_options.h"
+
 namespace stn::kernels {
-
-enum class SampleMode { bilinear, nearest };
-enum class PaddingMode { zeros, border };
-
-struct GridSampleOptions {
-  SampleMode mode = SampleMode::bilinear;
-  PaddingMode padding = PaddingMode::zeros;
-  bool align_corners = false;
-};
 
 struct SamplerGeometry {
   std::size_t batch = 1;

@@ -1,4 +1,4 @@
-#include "framework/kernels/sampler_derivatives.h"
+#include "stn/framework/kernels/sampler_derivatives.h"
 
 #include <cmath>
 #include <cstddef>

@@ -30,7 +30,7 @@
 // samples, so the scatter needs no atomics. Every function adds (+=) into its output.
 #pragma once
 
-#include "framework/kernels/sampler.h"
+#include "stn/framework/kernels/sampler.h"
 
 namespace stn::kernels {
 

@@ -1,4 +1,4 @@
-#include "framework/ops/conv.h"
+#include "stn/framework/ops/conv.h"
 
 #include <omp.h>
 
@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
-#include "framework/kernels/conv.h"
-#include "framework/kernels/gemm.h"
-#include "framework/ops/reduce.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/conv.h"
+#include "stn/framework/kernels/gemm.h"
+#include "stn/framework/ops/reduce.h"
 
 #include <xsimd/memory/xsimd_aligned_allocator.hpp>
 

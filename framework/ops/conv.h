@@ -19,7 +19,7 @@
 
 #include <cstddef>
 
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

@@ -1,10 +1,10 @@
-#include "framework/ops/elementwise.h"
+#include "stn/framework/ops/elementwise.h"
 
 #include <cmath>
 
-#include "framework/error.h"
-#include "framework/kernels/broadcast.h"
-#include "framework/ops/reduce.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/broadcast.h"
+#include "stn/framework/ops/reduce.h"
 
 namespace stn {
 

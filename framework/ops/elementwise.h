@@ -3,7 +3,7 @@
 // Backward sums the gradient over the broadcast dimensions.
 #pragma once
 
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

@@ -1,9 +1,9 @@
-#include "framework/ops/linalg.h"
+#include "stn/framework/ops/linalg.h"
 
-#include "framework/error.h"
-#include "framework/kernels/gemm.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/gemm.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/ops/shape.h"
 
 namespace stn {
 

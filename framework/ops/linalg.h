@@ -1,7 +1,7 @@
 // Matrix products.
 #pragma once
 
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

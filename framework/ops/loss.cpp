@@ -1,12 +1,12 @@
-#include "framework/ops/loss.h"
+#include "stn/framework/ops/loss.h"
 
 #include <algorithm>
 #include <cmath>
 #include <memory>
 
-#include "framework/error.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
+#include "stn/framework/error.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/reduce.h"
 
 namespace stn {
 

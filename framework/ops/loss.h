@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/random.h"
-#include "framework/tape.h"
+#include "stn/framework/random.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 
@@ -22,6 +22,6 @@ Var mse_loss(Var prediction, Var target);
 
 // Inverted dropout: in training, zeroes each element with probability p and scales the rest
 // by 1 / (1 - p); outside training (or p == 0) the identity.
-Var dropout(Var x, float p, bool training, Generator& generator = default_generator());
+Var dropout(Var x, float p, bool training, Generator& generator);
 
 }  // namespace stn

@@ -1,12 +1,12 @@
-#include "framework/ops/pool.h"
+#include "stn/framework/ops/pool.h"
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
-#include "framework/kernels/conv.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/conv.h"
 
 namespace stn {
 

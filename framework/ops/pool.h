@@ -9,7 +9,7 @@
 // least one real input element.
 #pragma once
 
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

@@ -1,11 +1,11 @@
-#include "framework/ops/reduce.h"
+#include "stn/framework/ops/reduce.h"
 
 #include <algorithm>
 
-#include "framework/error.h"
-#include "framework/kernels/broadcast.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/shape.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/broadcast.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/shape.h"
 
 namespace stn {
 

@@ -1,9 +1,9 @@
-#include "framework/ops/shape.h"
+#include "stn/framework/ops/shape.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 
 namespace stn {
 

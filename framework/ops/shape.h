@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/tape.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

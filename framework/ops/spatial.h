@@ -7,5 +7,5 @@
 //   stn::Var V = stn::grid_sample(U, sampling_grid);
 #pragma once
 
-#include "framework/ops/spatial_grid.h"
-#include "framework/ops/spatial_sample.h"
+#include "stn/framework/ops/spatial_grid.h"
+#include "stn/framework/ops/spatial_sample.h"

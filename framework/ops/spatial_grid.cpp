@@ -1,4 +1,4 @@
-#include "framework/ops/spatial_grid.h"
+#include "stn/framework/ops/spatial_grid.h"
 
 #include <cmath>
 #include <cstdint>
@@ -6,12 +6,12 @@
 #include <sstream>
 #include <string>
 
-#include "framework/error.h"
-#include "framework/kernels/grids.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/linalg.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/grids.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/linalg.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/ops/shape.h"
 
 namespace stn {
 

@@ -1,13 +1,13 @@
-#include "framework/ops/spatial_sample.h"
+#include "stn/framework/ops/spatial_sample.h"
 
 #include <cstdint>
 #include <limits>
 
-#include "framework/error.h"
-#include "framework/kernels/sampler_derivatives.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/sampler_derivatives.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/ops/shape.h"
 
 namespace stn {
 

@@ -32,8 +32,8 @@
 // or planes of about 2^31 pixels or more throw ShapeError naming grid_sample and the shapes.
 #pragma once
 
-#include "framework/kernels/sampler.h"
-#include "framework/tape.h"
+#include "stn/framework/kernels/sampler_options.h"
+#include "stn/framework/tape.h"
 
 namespace stn {
 

@@ -1,4 +1,4 @@
-#include "framework/optim/optimizer.h"
+#include "stn/framework/optim/optimizer.h"
 
 #include <cmath>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "framework/optim/schedule.h"
+#include "stn/framework/optim/schedule.h"
 
 #include <cmath>
 #include <stdexcept>

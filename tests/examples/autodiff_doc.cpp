@@ -19,35 +19,36 @@
 #include <sstream>
 #include <string>
 
-#include "framework/ops.h"
-#include "framework/optim/optimizer.h"
-#include "layers/layers.h"
-#include "layers/spatial_transformer.h"
+#include "stn/framework/ops.h"
+#include "stn/framework/optim/optimizer.h"
+#include "stn/layers/layers.h"
+#include "stn/layers/spatial_transformer.h"
 
 namespace {
 
 // An ST-CNN built like models/ (localisation CNN, affine transformer starting at the
 // identity, classifier CNN: conv -> max-pool -> ReLU -> linear), only narrow and on 12x12
 // images, so that its tape prints in a screenful.
-std::shared_ptr<stn::Sequential> tiny_st_cnn() {
+std::shared_ptr<stn::Sequential> tiny_st_cnn(stn::Generator& g) {
   using namespace stn;
   auto localisation = std::make_shared<Sequential>();
-  localisation->add("conv", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 2, .kernel = 3}));
+  localisation->add("conv", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 2, .kernel = 3}, g));
   localisation->add("pool", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));
   localisation->add("relu", std::make_shared<ReLU>());
   localisation->add("flatten", std::make_shared<Flatten>());
-  localisation->add("fc", std::make_shared<Linear>(LinearOptions{.in = 50, .out = 8}));
+  localisation->add("fc", std::make_shared<Linear>(LinearOptions{.in = 50, .out = 8}, g));
   localisation->add("relu2", std::make_shared<ReLU>());
   auto model = std::make_shared<Sequential>();
   model->add("st", std::make_shared<SpatialTransformer>(
                        localisation, SpatialTransformerOptions{.kind = TransformKind::affine,
                                                                .output_height = 12, .output_width = 12,
-                                                               .localisation_features = 8}));
-  model->add("conv", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 3, .kernel = 3}));
+                                                               .localisation_features = 8},
+                       g));
+  model->add("conv", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 3, .kernel = 3}, g));
   model->add("pool", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));
   model->add("relu", std::make_shared<ReLU>());
   model->add("flatten", std::make_shared<Flatten>());
-  model->add("fc", std::make_shared<Linear>(LinearOptions{.in = 75, .out = 4}));
+  model->add("fc", std::make_shared<Linear>(LinearOptions{.in = 75, .out = 4}, g));
   return model;
 }
 
@@ -64,8 +65,8 @@ stn::Tensor two_images() {
 }
 
 std::string training_step() {
-  stn::manual_seed(3);
-  auto model = tiny_st_cnn();
+  stn::Generator generator(3);
+  auto model = tiny_st_cnn(generator);
   stn::SGD optimizer({{model->parameters()}}, {.learning_rate = 0.05f});
   const stn::Tensor images = two_images();
   const std::vector<std::int32_t> labels = {1, 0};
@@ -98,8 +99,8 @@ std::string cube() {
 }
 
 std::string gradient_penalty() {
-  stn::manual_seed(3);
-  auto model = tiny_st_cnn();
+  stn::Generator generator(3);
+  auto model = tiny_st_cnn(generator);
   const stn::Tensor images = two_images();
   const std::vector<std::int32_t> labels = {1, 0};
   const float lambda = 0.1f;

@@ -1,16 +1,14 @@
 // Learns which quadrant a 2-D point lies in, with a small MLP.
 #include <cstdio>
 
-#include "framework/ops.h"
-#include "framework/optim/optimizer.h"
-#include "layers/layers.h"
+#include <stn/stn.h>
 
 int main() {
-  stn::manual_seed(42);
+  stn::Generator init(42);  // the initial weights: every random draw names its generator
   auto model = std::make_shared<stn::Sequential>();
-  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 2, .out = 32}));
+  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 2, .out = 32}, init));
   model->add(std::make_shared<stn::ReLU>());
-  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 32, .out = 4}));
+  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 32, .out = 4}, init));
   std::printf("%s%zu parameters\n", model->summary().c_str(), model->parameter_count());
 
   stn::SGD optimizer({{model->parameters()}}, {.learning_rate = 0.1f, .momentum = 0.9f});

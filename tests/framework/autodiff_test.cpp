@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "framework/ops.h"
+#include "stn/framework/ops.h"
 #include "test_util.h"
 
 namespace stn {

@@ -8,11 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "framework/error.h"
-#include "framework/gradcheck.h"
-#include "framework/ops/conv.h"
-#include "framework/ops/pool.h"
-#include "framework/random.h"
+#include "stn/framework/error.h"
+#include "stn/framework/gradcheck.h"
+#include "stn/framework/ops/conv.h"
+#include "stn/framework/ops/pool.h"
+#include "stn/framework/random.h"
 #include "test_util.h"
 
 namespace stn {

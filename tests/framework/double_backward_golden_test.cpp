@@ -28,8 +28,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/ops.h"
-#include "framework/ops/spatial.h"
+#include "stn/framework/ops.h"
+#include "stn/framework/ops/spatial.h"
 
 namespace stn {
 namespace {

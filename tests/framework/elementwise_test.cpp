@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
-#include "framework/error.h"
-#include "framework/gradcheck.h"
-#include "framework/ops/elementwise.h"
-#include "framework/random.h"
+#include "stn/framework/error.h"
+#include "stn/framework/gradcheck.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/random.h"
 #include "test_util.h"
 
 namespace stn {

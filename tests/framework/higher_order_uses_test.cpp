@@ -15,10 +15,10 @@
 #include <memory>
 #include <string>
 
-#include "framework/ops.h"
-#include "framework/ops/spatial.h"
-#include "layers/layers.h"
-#include "layers/spatial_transformer.h"
+#include "stn/framework/ops.h"
+#include "stn/framework/ops/spatial.h"
+#include "stn/layers/layers.h"
+#include "stn/layers/spatial_transformer.h"
 #include "test_util.h"
 
 namespace stn {
@@ -305,15 +305,16 @@ class Tanh : public Module {
 std::shared_ptr<Sequential> tiny_st_cnn() {
   Generator init(21);
   auto localisation = std::make_shared<Sequential>();
-  localisation->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 2, .kernel = 3}));
+  localisation->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 2, .kernel = 3}, init));
   localisation->add("tanh1", std::make_shared<Tanh>());
   localisation->add("pool", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
   localisation->add("flatten", std::make_shared<Flatten>());
-  localisation->add("fc", std::make_shared<Linear>(LinearOptions{.in = 50, .out = 8}));
+  localisation->add("fc", std::make_shared<Linear>(LinearOptions{.in = 50, .out = 8}, init));
   localisation->add("tanh2", std::make_shared<Tanh>());
   auto st = std::make_shared<SpatialTransformer>(
       localisation, SpatialTransformerOptions{.kind = TransformKind::affine, .output_height = 12,
-                                              .output_width = 12, .localisation_features = 8});
+                                              .output_width = 12, .localisation_features = 8},
+      init);
   // Away from the identity, whose sampling points are pixel centres (the sampler's kinks):
   // a half-pixel shift (1/12 in [-1, 1] coordinates) puts every point half a pixel from
   // them, and small regression weights keep the feature-dependent part under a quarter pixel,
@@ -325,11 +326,11 @@ std::shared_ptr<Sequential> tiny_st_cnn() {
 
   auto model = std::make_shared<Sequential>();
   model->add("st", st);
-  model->add("conv", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 3, .kernel = 3}));
+  model->add("conv", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 1, .out = 3, .kernel = 3}, init));
   model->add("tanh", std::make_shared<Tanh>());
   model->add("pool", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
   model->add("flatten", std::make_shared<Flatten>());
-  model->add("fc", std::make_shared<Linear>(LinearOptions{.in = 75, .out = 4}));
+  model->add("fc", std::make_shared<Linear>(LinearOptions{.in = 75, .out = 4}, init));
   return model;
 }
 

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "framework/optim/optimizer.h"
-#include "framework/optim/schedule.h"
+#include "stn/framework/optim/optimizer.h"
+#include "stn/framework/optim/schedule.h"
 #include "test_util.h"
 
 namespace stn {

@@ -17,13 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "framework/gradcheck.h"
-#include "framework/kernels/sampler.h"
-#include "framework/kernels/sampler_derivatives.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
-#include "framework/ops/spatial.h"
+#include "stn/framework/gradcheck.h"
+#include "stn/framework/kernels/sampler.h"
+#include "stn/framework/kernels/sampler_derivatives.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/reduce.h"
+#include "stn/framework/ops/shape.h"
+#include "stn/framework/ops/spatial.h"
 #include "test_util.h"
 
 namespace stn {

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "framework/ops/spatial.h"
+#include "stn/framework/ops/spatial.h"
 
 namespace stn {
 namespace {

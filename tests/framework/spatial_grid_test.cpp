@@ -8,10 +8,10 @@
 #include <string>
 #include <thread>
 
-#include "framework/error.h"
-#include "framework/gradcheck.h"
-#include "framework/kernels/grids.h"
-#include "framework/ops/spatial.h"
+#include "stn/framework/error.h"
+#include "stn/framework/gradcheck.h"
+#include "stn/framework/kernels/grids.h"
+#include "stn/framework/ops/spatial.h"
 #include "test_util.h"
 
 namespace stn {

@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "framework/ops/spatial.h"
+#include "stn/framework/ops/spatial.h"
 
 namespace stn {
 namespace {

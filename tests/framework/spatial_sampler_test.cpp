@@ -6,11 +6,11 @@
 #include <functional>
 #include <string>
 
-#include "framework/error.h"
-#include "framework/gradcheck.h"
-#include "framework/kernels/sampler.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/spatial.h"
+#include "stn/framework/error.h"
+#include "stn/framework/gradcheck.h"
+#include "stn/framework/kernels/sampler.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/spatial.h"
 #include "test_util.h"
 
 namespace stn {

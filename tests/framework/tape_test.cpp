@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "framework/error.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/linalg.h"
-#include "framework/ops/reduce.h"
+#include "stn/framework/error.h"
+#include "stn/framework/ops/elementwise.h"
+#include "stn/framework/ops/linalg.h"
+#include "stn/framework/ops/reduce.h"
 #include "test_util.h"
 
 namespace stn {

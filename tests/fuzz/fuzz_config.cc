@@ -8,8 +8,8 @@
 #include <cstring>
 #include <string>
 
-#include "experiments/run_config.h"
-#include "framework/error.h"
+#include "stn/experiments/run_config.h"
+#include "stn/framework/error.h"
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <string>
 
-#include "framework/data/idx.h"
-#include "framework/error.h"
+#include "stn/framework/data/idx.h"
+#include "stn/framework/error.h"
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

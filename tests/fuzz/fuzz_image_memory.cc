@@ -9,8 +9,8 @@
 #include <cstring>
 #include <string>
 
-#include "framework/error.h"
-#include "framework/io/png.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/png.h"
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
-#include "framework/io/safetensors.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/safetensors.h"
 #include "fuzz_util.h"
-#include "layers/checkpoint.h"
-#include "layers/linear.h"
-#include "layers/sequential.h"
+#include "stn/layers/weights.h"
+#include "stn/layers/linear.h"
+#include "stn/layers/sequential.h"
 
 namespace {
 
@@ -30,9 +30,10 @@ bool same_bits(const stn::Tensor& a, const stn::Tensor& b) {
 // The model the seed checkpoints were written from: parameters "0.weight" [3, 2],
 // "0.bias" [3], "1.weight" [2, 3] (no bias).
 std::shared_ptr<stn::Sequential> make_model() {
+  stn::Generator init(0);
   auto model = std::make_shared<stn::Sequential>();
-  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 2, .out = 3}));
-  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 3, .out = 2, .bias = false}));
+  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 2, .out = 3}, init));
+  model->add(std::make_shared<stn::Linear>(stn::LinearOptions{.in = 3, .out = 2, .bias = false}, init));
   return model;
 }
 

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 
-#include "framework/ops/loss.h"
-#include "framework/optim/optimizer.h"
-#include "layers/spatial_transformer.h"
-#include "models/models.h"
+#include "stn/framework/ops/loss.h"
+#include "stn/framework/optim/optimizer.h"
+#include "stn/layers/spatial_transformer.h"
+#include "stn/models/models.h"
 #include "test_util.h"
 
 namespace stn {
@@ -36,7 +36,8 @@ TEST(Models, ParameterCountsWithinTenPercentPerExperiment) {
   for (const Experiment& e : kExperiments) {
     std::size_t smallest = SIZE_MAX, largest = 0;
     for (const std::string& name : models_for(e.name)) {
-      std::size_t count = make_model(name, e.input)->parameter_count();
+      Generator g(0);
+      std::size_t count = make_model(name, e.input, g)->parameter_count();
       smallest = std::min(smallest, count);
       largest = std::max(largest, count);
     }
@@ -48,8 +49,8 @@ TEST(Models, ParameterCountsWithinTenPercentPerExperiment) {
 TEST(Models, EveryModelTrainsAFewIterations) {
   for (const Experiment& e : kExperiments) {
     for (const std::string& name : models_for(e.name)) {
-      manual_seed(5);
-      std::shared_ptr<Module> model = make_model(name, e.input);
+      Generator init(5);
+      std::shared_ptr<Module> model = make_model(name, e.input, init);
       SGD optimizer({{model->parameters()}}, {.learning_rate = 0.02f, .momentum = 0.9f});
       Generator g(9);
       const std::size_t batch = 8;
@@ -75,7 +76,8 @@ TEST(Models, EveryModelTrainsAFewIterations) {
 
 TEST(Models, UnknownNameListsTheKnownOnes) {
   try {
-    make_model("resnet", InputSpec{});
+    Generator g(0);
+    make_model("resnet", InputSpec{}, g);
     FAIL();
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("unknown model 'resnet' (known: 2xst-fcn, cnn"), std::string::npos) << e.what();

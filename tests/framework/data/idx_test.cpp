@@ -1,4 +1,4 @@
-#include "framework/data/idx.h"
+#include "stn/framework/data/idx.h"
 
 #include <sys/stat.h>
 
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
-#include "framework/random.h"
+#include "stn/framework/error.h"
+#include "stn/framework/random.h"
 
 namespace stn {
 namespace {

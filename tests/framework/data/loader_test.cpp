@@ -1,4 +1,4 @@
-#include "framework/data/loader.h"
+#include "stn/framework/data/loader.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 
 namespace stn {
 namespace {

@@ -1,4 +1,4 @@
-#include "framework/io/atomic_file.h"
+#include "stn/framework/io/atomic_file.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "framework/error.h"
+#include "stn/framework/error.h"
 #include "temp_dir.h"
 
 namespace stn {

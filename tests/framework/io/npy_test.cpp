@@ -1,4 +1,4 @@
-#include "framework/io/npy.h"
+#include "stn/framework/io/npy.h"
 
 #include <cstdint>
 #include <cstring>
@@ -7,8 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
 #include "temp_dir.h"
 
 namespace stn {

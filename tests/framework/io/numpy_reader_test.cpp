@@ -8,8 +8,8 @@
 #include <map>
 #include <sstream>
 
-#include "framework/io/safetensors.h"
-#include "framework/random.h"
+#include "stn/framework/io/safetensors.h"
+#include "stn/framework/random.h"
 #include "test_util.h"
 
 namespace stn {

@@ -1,12 +1,12 @@
-#include "framework/io/png.h"
+#include "stn/framework/io/png.h"
 
 #include <cmath>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
 #include "temp_dir.h"
 
 namespace stn {

@@ -1,4 +1,4 @@
-#include "framework/io/safetensors.h"
+#include "stn/framework/io/safetensors.h"
 
 #include <cstdint>
 #include <cstring>
@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
 #include "temp_dir.h"
 
 namespace stn {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/kernels/conv.h"
-#include "framework/random.h"
+#include "stn/framework/kernels/conv.h"
+#include "stn/framework/random.h"
 
 namespace stn::kernels {
 namespace {

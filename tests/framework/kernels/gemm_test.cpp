@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "framework/kernels/gemm.h"
-#include "framework/kernels/gemm_plan.h"
-#include "framework/random.h"
+#include "stn/framework/kernels/gemm.h"
+#include "stn/framework/kernels/gemm_plan.h"
+#include "stn/framework/random.h"
 
 namespace stn::kernels {
 namespace {

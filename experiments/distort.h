@@ -21,8 +21,8 @@
 #include <cstddef>
 #include <span>
 
-#include "framework/random.h"
-#include "framework/tensor.h"
+#include "stn/framework/random.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 

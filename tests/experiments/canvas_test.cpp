@@ -3,7 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include "framework/io/png.h"
+#include "stn/experiments/canvas.h"
+#include "stn/framework/io/png.h"
 #include "temp_dir.h"
 
 namespace stn {

@@ -1,4 +1,4 @@
-#include "framework/data/distorted.h"
+#include "stn/experiments/distorted.h"
 
 #include <gtest/gtest.h>
 
@@ -13,11 +13,11 @@
 #include <thread>
 #include <vector>
 
-#include "framework/data/distort.h"
-#include "framework/error.h"
-#include "framework/io/atomic_file.h"
-#include "framework/io/safetensors.h"
-#include "framework/io/temp_dir.h"
+#include "stn/experiments/distort.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/atomic_file.h"
+#include "stn/framework/io/safetensors.h"
+#include "temp_dir.h"
 #include "test_util.h"
 
 namespace stn {

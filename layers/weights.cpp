@@ -1,10 +1,10 @@
-#include "layers/checkpoint.h"
+#include "stn/layers/weights.h"
 
 #include <cmath>
 #include <set>
 
-#include "framework/error.h"
-#include "framework/io/safetensors.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/safetensors.h"
 
 namespace stn {
 

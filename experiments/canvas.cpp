@@ -1,10 +1,11 @@
-// The Canvas declared in png.h: just enough raster drawing for figures.
+// The Canvas of canvas.h: just enough raster drawing for figures.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
-#include "framework/io/atomic_file.h"
-#include "framework/io/png.h"
+#include "stn/framework/io/atomic_file.h"
+#include "stn/experiments/canvas.h"
+#include "stn/framework/io/png.h"
 
 namespace stn {
 namespace {

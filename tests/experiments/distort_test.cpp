@@ -1,4 +1,4 @@
-#include "framework/data/distort.h"
+#include "stn/experiments/distort.h"
 
 #include <gtest/gtest.h>
 
@@ -9,10 +9,10 @@
 #include <utility>
 #include <vector>
 
-#include "framework/error.h"
-#include "framework/kernels/grids.h"
-#include "framework/ops/spatial_grid.h"
-#include "framework/ops/spatial_sample.h"
+#include "stn/framework/error.h"
+#include "stn/framework/kernels/grids.h"
+#include "stn/framework/ops/spatial_grid.h"
+#include "stn/framework/ops/spatial_sample.h"
 #include "test_util.h"
 
 namespace stn {

@@ -4,7 +4,7 @@
 #include <map>
 #include <string>
 
-#include "layers/module.h"
+#include "stn/layers/module.h"
 
 namespace stn {
 

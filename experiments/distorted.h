@@ -17,10 +17,10 @@
 #include <thread>
 #include <vector>
 
-#include "framework/data/loader.h"
-#include "framework/data/mnist.h"
-#include "framework/random.h"
-#include "framework/tensor.h"
+#include "stn/framework/data/loader.h"
+#include "stn/framework/data/mnist.h"
+#include "stn/framework/random.h"
+#include "stn/framework/tensor.h"
 
 namespace stn {
 

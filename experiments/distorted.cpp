@@ -1,4 +1,4 @@
-#include "framework/data/distorted.h"
+#include "stn/experiments/distorted.h"
 
 #include <omp.h>
 
@@ -12,9 +12,9 @@
 #include <stdexcept>
 #include <utility>
 
-#include "framework/data/distort.h"
-#include "framework/error.h"
-#include "framework/io/safetensors.h"
+#include "stn/experiments/distort.h"
+#include "stn/framework/error.h"
+#include "stn/framework/io/safetensors.h"
 
 namespace stn {
 namespace {
