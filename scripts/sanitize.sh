@@ -19,10 +19,21 @@ die() { printf '[sanitize] error: %s\n' "$*" >&2; exit 1; }
 
 build=build-asan
 flags=(-fsanitize=address,undefined -fno-omit-frame-pointer)
+# -g1: line tables only. The sanitizers' stack traces keep every function, file and line
+# (inlined frames too); what goes is the variable information a debugger needs, and with it
+# ~15% of the compile time (two of the heaviest files under ASan + UBSan: 72.8 -> 62.8 and
+# 88.8 -> 74.6 CPU seconds with gcc 12).
+build_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG")
+# ccache, where installed: a machine that keeps its cache (CI, a developer's) recompiles only
+# what changed; CCACHE_BASEDIR lets clones in other directories share it.
+if command -v ccache >/dev/null 2>&1; then
+  build_flags+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$here}"
+fi
 start=$SECONDS
-say "configuring $build (STN_SANITIZE=ON, RelWithDebInfo)"
+say "configuring $build (STN_SANITIZE=ON, RelWithDebInfo with -g1)"
 mkdir -p "$build"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTN_SANITIZE=ON -DSTN_FUZZ=ON \
+cmake -S . -B "$build" -G Ninja "${build_flags[@]}" -DSTN_SANITIZE=ON -DSTN_FUZZ=ON \
   -DSTN_BUILD_BENCH=OFF >"$build/configure.log" 2>&1 ||
   { tail -n 30 "$build/configure.log" >&2; die "cmake configure failed (full log: $build/configure.log)"; }
 say "building"

@@ -89,7 +89,14 @@ fi
 # ---- 3. Build ------------------------------------------------------------------------------
 if ((build)); then
   say "configuring and building into build/"
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >build.log 2>&1 ||
+  # ccache, where installed: a machine that keeps its cache (CI, a developer's) recompiles
+  # only what changed; CCACHE_BASEDIR lets clones in other directories share it.
+  launcher=()
+  if command -v ccache >/dev/null 2>&1; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$here}"
+  fi
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >build.log 2>&1 ||
     { tail -n 30 build.log >&2; die "cmake configure failed (full log: build.log)"; }
   cmake --build build -j"$(nproc)" >>build.log 2>&1 ||
     { grep -E "error|Error" build.log | head -n 30 >&2; die "build failed (full log: build.log)"; }
