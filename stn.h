@@ -26,6 +26,7 @@
 #include "stn/framework/random.h"
 #include "stn/framework/tape.h"
 #include "stn/framework/tensor.h"
+#include "stn/framework/threads.h"
 #include "stn/layers/layers.h"
 #include "stn/layers/parameter_groups.h"
 #include "stn/layers/spatial_transformer.h"

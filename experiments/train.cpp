@@ -35,6 +35,7 @@
 #include "stn/framework/ops/loss.h"
 #include "stn/framework/optim/optimizer.h"
 #include "stn/framework/optim/schedule.h"
+#include "stn/framework/threads.h"
 #include "stn/framework/random.h"
 #include "stn/layers/weights.h"
 #include "stn/layers/parameter_groups.h"
@@ -115,11 +116,6 @@ void check_threads(int threads) {
   if (threads < 0 || threads > kMaxThreads)
     throw std::invalid_argument("--threads must be between 0 and " + std::to_string(kMaxThreads) +
                                 " (0 = all cores), got " + std::to_string(threads));
-}
-
-void set_threads(int threads) {
-  check_threads(threads);
-  if (threads > 0) omp_set_num_threads(threads);
 }
 
 namespace {
@@ -308,8 +304,9 @@ std::string interruption(int signal_number, const std::string& what, const std::
 }
 
 json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
-  set_threads(config.threads);
-  config.threads = omp_get_max_threads();  // recorded resolved: bitwise reproducibility needs the same count
+  check_threads(config.threads);
+  if (config.threads > 0) set_num_threads(config.threads);
+  config.threads = num_threads();  // recorded resolved: bitwise reproducibility needs the same count
   Experiment experiment = load_experiment(config.dataset, experiment_options(config));
   Generator model_generator(config.seed);  // the initial weights (and any dropout masks)
   std::shared_ptr<Module> model = make_model(config.model, experiment.input, model_generator);
@@ -372,7 +369,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
 
   fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
              config.model, config.dataset, config.preset, model->parameter_count(), iterations, config.batch,
-             omp_get_max_threads(), config.out);
+             num_threads(), config.out);
   std::fflush(stdout);  // a redirected log shows the run at once, not at the first progress line
   Progress progress("train", iterations, std::max<std::size_t>(iterations / 20, 1), start);
   StopSignals signals;
@@ -475,7 +472,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
                   {"model", config.model},
                   {"preset", config.preset},
                   {"seed", config.seed},
-                  {"threads", omp_get_max_threads()},
+                  {"threads", num_threads()},
                   {"commit", build_commit()},
                   {"run", config.out}};
   write_file_atomically(config.out + "/result.json", summary.dump(2) + "\n");
@@ -534,7 +531,7 @@ json resume_training(const std::string& run_directory, std::optional<int> thread
     fmt::print(stderr,
                "note: {}/config.json does not record the thread count the run used (threads 0 = all cores); resuming "
                "with {}: bitwise identical to an uninterrupted run only if that had {} too\n",
-               run_directory, omp_get_max_threads(), omp_get_max_threads());
+               run_directory, num_threads(), num_threads());
   }
   if (iterations) {
     if (*iterations < run.iterations)
@@ -556,7 +553,8 @@ json run_evaluation(const std::string& run_directory, const EvalOptions& options
   const RunConfig run = read_run_config(run_directory);
   TrainConfig config = run.config;
   if (!options.data_dir.empty()) config.data_dir = options.data_dir;
-  set_threads(options.threads);
+  check_threads(options.threads);
+  if (options.threads > 0) set_num_threads(options.threads);
   const bool own_files = !options.test_images.empty();
   std::optional<Experiment> experiment;
   Dataset files;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stn/framework/data/mnist.h"
+#include "stn/framework/threads.h"
 #include "stn/layers/module.h"
 
 namespace stn::cli {
@@ -105,9 +106,8 @@ struct EvalOptions {
 // validation set), or on the IDX files of options.test_images / test_labels.
 nlohmann::json run_evaluation(const std::string& run_directory, const EvalOptions& options);
 
-void set_threads(int threads);
-// Throws std::invalid_argument unless 0 <= threads <= kMaxThreads.
-constexpr int kMaxThreads = 256;
+// Throws std::invalid_argument unless 0 <= threads <= kMaxThreads (0: OpenMP's default).
+constexpr int kMaxThreads = kMaxNumThreads;
 void check_threads(int threads);
 
 }  // namespace stn::cli

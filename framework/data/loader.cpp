@@ -44,6 +44,12 @@ DataLoader::DataLoader(const Dataset& data, LoaderOptions options) : data_(&data
   sample_shape_.assign(images_shape.begin() + 1, images_shape.end());
   sample_size_ = numel(sample_shape_);
   order_.resize(data.labels.size());
+  if (options_.endless && batches_per_epoch() == 0) {
+    throw std::invalid_argument("DataLoader: endless mode needs at least one batch per epoch, but dataset '" +
+                                data.name + "' has " + std::to_string(data.labels.size()) +
+                                " samples for batch_size " + std::to_string(options_.batch_size) +
+                                (options_.drop_last ? " with drop_last" : ""));
+  }
   start_epoch(0);
 }
 
@@ -71,8 +77,12 @@ bool DataLoader::next(Batch& batch) {
   if (data_->labels.size() != order_.size() || data_->images.size() != order_.size() * sample_size_) {
     throw std::logic_error("DataLoader: dataset '" + data_->name + "' changed size after the loader was made");
   }
-  const std::size_t count = std::min(options_.batch_size, order_.size() - position_);
-  if (count == 0 || (options_.drop_last && count < options_.batch_size)) return false;
+  std::size_t count = std::min(options_.batch_size, order_.size() - position_);
+  if (count == 0 || (options_.drop_last && count < options_.batch_size)) {
+    if (!options_.endless) return false;
+    start_epoch(epoch_ + 1);  // the constructor made sure an epoch has a batch
+    count = std::min(options_.batch_size, order_.size());
+  }
 
   Shape batch_shape{count};
   batch_shape.insert(batch_shape.end(), sample_shape_.begin(), sample_shape_.end());

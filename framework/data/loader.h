@@ -21,6 +21,10 @@ struct LoaderOptions {
   std::size_t batch_size = 256;
   bool shuffle = true;
   bool drop_last = false;  // skip the last batch when it is smaller than batch_size
+  // next() never runs out: at the end of epoch e it starts epoch e + 1 and returns its first
+  // batch. A batch never spans two epochs (the last one of an epoch may be smaller, unless
+  // drop_last). For training by iteration count rather than by epochs.
+  bool endless = false;
   std::uint64_t seed = 0;
   // Each pixel x becomes (x - mean) / stddev.
   float mean = 0.0f;
@@ -36,9 +40,10 @@ struct LoaderOptions {
 // The loader keeps a reference to `data`, which must outlive it and keep its size.
 class DataLoader {
  public:
-  // Throws std::invalid_argument for batch_size 0 or a mean or stddev that is not finite
-  // (stddev must also be positive), and stn::ShapeError when the dataset's image count
-  // differs from its label count. Starts at epoch 0.
+  // Throws std::invalid_argument for batch_size 0, a mean or stddev that is not finite
+  // (stddev must also be positive), or endless mode with no batch in an epoch (an empty
+  // dataset, or fewer samples than batch_size under drop_last), and stn::ShapeError when the
+  // dataset's image count differs from its label count. Starts at epoch 0.
   DataLoader(const Dataset& data, LoaderOptions options);
   DataLoader(Dataset&& data, LoaderOptions options) = delete;
 
@@ -49,7 +54,8 @@ class DataLoader {
 
   // Fills `batch` with the next batch, reusing its storage when the shape is unchanged.
   // Returns false, leaving `batch` untouched, once the epoch is over, and keeps doing so
-  // until start_epoch is called.
+  // until start_epoch is called; in endless mode it moves on to the next epoch (in the
+  // order start_epoch(epoch() + 1) gives) and always returns true.
   bool next(Batch& batch);
 
   std::size_t epoch() const { return epoch_; }

@@ -217,5 +217,99 @@ TEST(DataLoaderTest, EmptyDatasetHasNoBatches) {
   EXPECT_FALSE(loader.next(batch));
 }
 
+// The sample indices of each batch, in delivery order.
+std::vector<std::vector<std::size_t>> batches_of(DataLoader& loader, std::size_t count) {
+  std::vector<std::vector<std::size_t>> batches;
+  Batch batch;
+  for (std::size_t b = 0; b < count && loader.next(batch); ++b) {
+    std::vector<std::size_t> samples;
+    for (std::size_t row = 0; row < batch.labels.size(); ++row) {
+      samples.push_back(static_cast<std::size_t>(batch.images.data()[row * kPixels]));
+    }
+    batches.push_back(samples);
+  }
+  return batches;
+}
+
+TEST(DataLoaderTest, EndlessRollsOverIntoTheEpochsStartEpochGives) {
+  const Dataset dataset = numbered_dataset(10);
+  LoaderOptions options = options_with(4, true, 11);
+  DataLoader per_epoch(dataset, options);
+  std::vector<std::vector<std::size_t>> expected;
+  for (std::size_t epoch = 0; epoch < 3; ++epoch) {
+    per_epoch.start_epoch(epoch);
+    for (const auto& batch : batches_of(per_epoch, 100)) expected.push_back(batch);
+  }
+  ASSERT_EQ(expected.size(), 9u);  // 4, 4, 2 per epoch
+
+  options.endless = true;
+  DataLoader endless(dataset, options);
+  Batch batch;
+  std::vector<std::vector<std::size_t>> got;
+  std::vector<std::size_t> epochs;
+  for (std::size_t b = 0; b < 9; ++b) {
+    ASSERT_TRUE(endless.next(batch)) << "batch " << b;
+    std::vector<std::size_t> samples;
+    for (std::size_t row = 0; row < batch.labels.size(); ++row) {
+      samples.push_back(static_cast<std::size_t>(batch.images.data()[row * kPixels]));
+    }
+    got.push_back(samples);
+    epochs.push_back(endless.epoch());
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(epochs, (std::vector<std::size_t>{0, 0, 0, 1, 1, 1, 2, 2, 2}));
+  EXPECT_EQ(endless.position(), 10u);
+  EXPECT_NE(expected[0], expected[3]) << "epochs 0 and 1 begin alike: the test would not see a missing reshuffle";
+}
+
+TEST(DataLoaderTest, EndlessRespectsDropLastAndStartEpoch) {
+  const Dataset dataset = numbered_dataset(10);
+  LoaderOptions options = options_with(4, true, 2);
+  options.drop_last = true;
+  DataLoader per_epoch(dataset, options);
+  per_epoch.start_epoch(5);
+  std::vector<std::vector<std::size_t>> expected = batches_of(per_epoch, 100);
+  per_epoch.start_epoch(6);
+  for (const auto& batch : batches_of(per_epoch, 100)) expected.push_back(batch);
+  ASSERT_EQ(expected.size(), 4u);
+
+  options.endless = true;
+  DataLoader endless(dataset, options);
+  endless.start_epoch(5);  // a resumed run starts where it left off, then rolls over
+  EXPECT_EQ(batches_of(endless, 4), expected);
+  EXPECT_EQ(endless.epoch(), 6u);
+  EXPECT_EQ(endless.position(), 8u);
+}
+
+TEST(DataLoaderTest, EndlessWithoutShuffleRepeatsTheDataset) {
+  const Dataset dataset = numbered_dataset(3);
+  LoaderOptions options = options_with(2, false);
+  options.endless = true;
+  DataLoader loader(dataset, options);
+  EXPECT_EQ(batches_of(loader, 5), (std::vector<std::vector<std::size_t>>{{0, 1}, {2}, {0, 1}, {2}, {0, 1}}));
+  EXPECT_EQ(loader.epoch(), 2u);
+}
+
+TEST(DataLoaderTest, EndlessRefusesAnEpochWithoutBatches) {
+  const Dataset dataset = numbered_dataset(3);
+  LoaderOptions options = options_with(4, true);
+  options.endless = true;
+  options.drop_last = true;
+  try {
+    DataLoader loader(dataset, options);
+    ADD_FAILURE() << "an endless loader with no batch per epoch would loop forever";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_STREQ(error.what(),
+                 "DataLoader: endless mode needs at least one batch per epoch, but dataset 'numbered' has 3 samples "
+                 "for batch_size 4 with drop_last");
+  }
+  options.drop_last = false;
+  EXPECT_NO_THROW(DataLoader(dataset, options));
+  Dataset empty_dataset;
+  empty_dataset.name = "empty";
+  empty_dataset.images = empty({0, 1, 2, 2});
+  EXPECT_THROW(DataLoader(empty_dataset, options), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace stn
