@@ -1,7 +1,9 @@
-// The README shows tests/examples/readme_example.cpp verbatim: this keeps them equal.
+// The README shows the library examples (tests/examples/) verbatim: every block after a
+// `<!-- example: FILE -->` marker must equal FILE, and every example must have a block.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -14,18 +16,47 @@ std::string read(const std::string& path) {
   return s.str();
 }
 
-TEST(Readme, LibraryExampleMatchesTheTestedProgram) {
+const std::string kMarker = "<!-- example: ";
+
+// The files the README's example blocks name, after checking each block against its file.
+std::set<std::string> check_example_blocks(const std::string& readme) {
+  std::set<std::string> files;
+  for (auto at = readme.find(kMarker); at != std::string::npos; at = readme.find(kMarker, at + 1)) {
+    const auto name_end = readme.find(" -->\n", at);
+    if (name_end == std::string::npos) {
+      ADD_FAILURE() << "README.md: an example marker without ' -->' at offset " << at;
+      break;
+    }
+    const std::string file = readme.substr(at + kMarker.size(), name_end - at - kMarker.size());
+    const auto fence = name_end + 5;
+    const auto code = readme.find('\n', fence);
+    if (readme.compare(fence, 3, "```") != 0 || code == std::string::npos) {
+      ADD_FAILURE() << "README.md: the marker of " << file << " is not followed by a ``` block";
+      continue;
+    }
+    const auto end = readme.find("\n```", code);
+    if (end == std::string::npos) {
+      ADD_FAILURE() << "README.md: the block of " << file << " is not closed";
+      break;
+    }
+    const std::string example = read(std::string(STN_SOURCE_DIR) + "/" + file);
+    EXPECT_FALSE(example.empty()) << file << " is missing or empty";
+    EXPECT_EQ(readme.substr(code + 1, end + 1 - (code + 1)), example)
+        << "README.md's block differs from " << file;
+    files.insert(file);
+  }
+  return files;
+}
+
+TEST(Readme, LibraryExamplesMatchTheTestedPrograms) {
   const std::string readme = read(std::string(STN_SOURCE_DIR) + "/README.md");
-  const std::string example = read(std::string(STN_SOURCE_DIR) + "/tests/examples/readme_example.cpp");
-  ASSERT_FALSE(example.empty());
-  const std::string begin = "<!-- example: tests/examples/readme_example.cpp -->\n```cpp\n";
-  auto start = readme.find(begin);
-  ASSERT_NE(start, std::string::npos) << "README.md lacks the example block marker";
-  start += begin.size();
-  auto end = readme.find("```", start);
-  ASSERT_NE(end, std::string::npos);
-  EXPECT_EQ(readme.substr(start, end - start), example)
-      << "README.md's example differs from tests/examples/readme_example.cpp";
+  ASSERT_FALSE(readme.empty());
+  const std::set<std::string> shown = check_example_blocks(readme);
+  for (const char* file : {"tests/examples/own_model.cpp", "tests/examples/data_api.cpp",
+                           "tests/examples/weights.cpp", "tests/examples/load_in_pytorch.py",
+                           "tests/examples/custom_op.cpp", "tests/examples/transformer.cpp"}) {
+    EXPECT_EQ(shown.count(file), 1u) << "README.md shows no block of " << file;
+  }
 }
 
 }  // namespace
