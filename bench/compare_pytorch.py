@@ -28,7 +28,16 @@ Run with Debian's Python (python3-torch 1.13):
 Options: --threads T (default 2), --rounds R (default 3), --quick, --min-time S (seconds per
 measurement), --bench PATH (stn_bench), --stn PATH (stn program), --data DIR (MNIST IDX
 files), --skip-memory, --memory-only, --memory-iters N, --skip-gemm, --json PATH (write every
-raw figure).
+raw figure), --check-blas-only, --allow-slow-blas, --min-blas-gflops G.
+
+PyTorch's BLAS: Debian's python3-torch calls whatever libblas.so.3 the alternatives system
+points to, and without libopenblas0-pthread that is the reference BLAS (libblas3), on which
+torch.mm ran at 5 GFLOP/s: the comparison would then measure the BLAS, not the frameworks.
+So before timing anything the script times torch.mm on 1024 x 1024, reads which BLAS library
+is mapped into the process, and refuses to go on when it is the reference BLAS (or, when no
+BLAS library can be recognised, when the rate is below --min-blas-gflops, default 8: the
+reference BLAS ran at 0.6 here at load 10, OpenBLAS at 8-14 on one thread), naming the package
+to install; --allow-slow-blas runs anyway with a warning.
 """
 
 import argparse
@@ -60,6 +69,11 @@ def parse_args(argv=None):
     p.add_argument("--skip-gemm", action="store_true", help="skip our GEMM against OpenBLAS")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory runs")
     p.add_argument("--json", default=None, help="write every raw measurement to this file")
+    p.add_argument("--check-blas-only", action="store_true", help="only check PyTorch's BLAS, then exit")
+    p.add_argument("--allow-slow-blas", action="store_true",
+                   help="run even when PyTorch's BLAS is the reference one or slow (the figures then mean little)")
+    p.add_argument("--min-blas-gflops", type=float, default=8.0,
+                   help="the torch.mm 1024^3 rate (GFLOP/s) below which the BLAS counts as slow (default 8)")
     # Internal: the PyTorch memory child.
     p.add_argument("--torch-memory-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--import-only", action="store_true", help=argparse.SUPPRESS)
@@ -280,6 +294,71 @@ def machine_gflops(min_time):
     return 2.0 * 1024 ** 3 * rate * 1e-9
 
 
+BLAS_PACKAGE = "libopenblas0-pthread"
+
+
+def mapped_blas_libraries():
+    """The BLAS shared objects mapped into this process (after a torch.mm), resolved."""
+    found = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1] if len(line.split()) >= 6 else ""
+                name = os.path.basename(path)
+                if re.match(r"lib(open)?blas|libmkl|libblis", name) and path not in found:
+                    found.append(path)
+    except OSError:
+        pass  # not Linux: the rate alone decides
+    return found
+
+
+def is_reference_blas(path):
+    """Netlib's reference BLAS (Debian's libblas3: .../blas/libblas.so.3.*), not an optimised one."""
+    name = os.path.basename(path)
+    return name.startswith("libblas.so") and not re.search(r"openblas|mkl|blis|atlas", path)
+
+
+def is_optimised_blas(path):
+    return bool(re.search(r"openblas|mkl|blis", os.path.basename(path)))
+
+
+def blas_verdict(gflops, libraries, min_gflops):
+    """None when PyTorch's BLAS looks real, else the reason it does not. The loaded library
+    decides when it can be named (a busy machine slows OpenBLAS below what an idle one gets
+    from the reference BLAS); the rate only when no BLAS library is recognised."""
+    reference = [p for p in libraries if is_reference_blas(p)]
+    if reference:
+        return "PyTorch's BLAS is the reference implementation (%s); torch.mm 1024^3 ran at %.1f GFLOP/s" % (
+            ", ".join(reference), gflops)
+    if any(is_optimised_blas(p) for p in libraries):
+        return None
+    if gflops < min_gflops:
+        return ("torch.mm 1024^3 ran at %.1f GFLOP/s, below %.1f, and no optimised BLAS library is loaded "
+                "(found: %s)" % (gflops, min_gflops, ", ".join(libraries) or "none"))
+    return None
+
+
+def check_blas(args):
+    torch.mm(torch.randn(64, 64), torch.randn(64, 64))  # loads the BLAS
+    gflops = machine_gflops(1.0)
+    libraries = mapped_blas_libraries()
+    reason = blas_verdict(gflops, libraries, args.min_blas_gflops)
+    print("PyTorch's BLAS: %s; torch.mm 1024^3 at %d threads: %.1f GFLOP/s" %
+          (", ".join(libraries) or "no BLAS library found in /proc/self/maps", args.threads, gflops), flush=True)
+    if reason is None:
+        if gflops < args.min_blas_gflops:
+            print("note: %.1f GFLOP/s from an optimised BLAS: the machine is busy, every figure will be low" % gflops,
+                  flush=True)
+        return
+    advice = ("install the optimised BLAS (Debian: apt-get install %s, which takes over libblas.so.3 through "
+              "update-alternatives)" % BLAS_PACKAGE)
+    if args.allow_slow_blas:
+        print("warning: %s; the PyTorch figures measure the BLAS, not the framework (%s)" % (reason, advice),
+              file=sys.stderr, flush=True)
+        return
+    sys.exit("refusing to compare: %s. %s, or pass --allow-slow-blas to run anyway." % (reason, advice[0].upper() + advice[1:]))
+
+
 # ---------------------------------------------------------------------------------------
 # Timing ours (stn_bench, Google Benchmark, JSON)
 # ---------------------------------------------------------------------------------------
@@ -287,6 +366,8 @@ def machine_gflops(min_time):
 
 def find_binary(explicit, candidates):
     if explicit:
+        if not os.path.isfile(explicit):
+            sys.exit("no such program: " + explicit)
         return explicit
     for c in candidates:
         if os.path.exists(c):
@@ -453,10 +534,17 @@ def main(args):
     if args.torch_memory_child:
         torch_memory_child(args)
         return
-    bench = find_binary(args.bench, [os.path.join(REPO, "build-bench", "bench", "stn_bench"),
-                                     os.path.join(REPO, "build", "bench", "stn_bench")])
-    stn = find_binary(args.stn, [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(bench))), "stn"),
-                                 os.path.join(REPO, "build", "stn")])
+    if not args.memory_only:
+        check_blas(args)
+    if args.check_blas_only:
+        return
+    # Absolute: the memory runs work in a temporary directory (cwd), where a relative path
+    # given on the command line would name nothing.
+    bench = os.path.abspath(find_binary(args.bench, [os.path.join(REPO, "build-bench", "bench", "stn_bench"),
+                                                     os.path.join(REPO, "build", "bench", "stn_bench")]))
+    stn = os.path.abspath(find_binary(args.stn, [os.path.join(os.path.dirname(os.path.dirname(bench)), "stn"),
+                                                 os.path.join(REPO, "build", "stn")]))
+    args.data = os.path.abspath(args.data)
     T = args.threads
     if args.memory_only:
         mem = measure_memory(args, stn)
@@ -517,8 +605,9 @@ def main(args):
     def ratios(a, b):
         return [x / y for x, y in zip(a, b)]
 
-    print("\nMachine rate: torch.mm fp32 1024^3 on %d threads (torch's BLAS = OpenBLAS 0.3.21): median %.1f GFLOP/s "
-          "(rounds: %s)" % (T, gemm, ", ".join("%.1f" % x for x in raw["gemm_gflops"])))
+    print("\nMachine rate: torch.mm fp32 1024^3 on %d threads (torch's BLAS: %s): median %.1f GFLOP/s "
+          "(rounds: %s)" % (T, ", ".join(mapped_blas_libraries()) or "unknown", gemm,
+                            ", ".join("%.1f" % x for x in raw["gemm_gflops"])))
     print("FLOP bound = that rate / training GEMM FLOPs per sample (forward + weight gradient + input gradient where needed).")
     print("Figures: medians over %d alternating round(s); ratio = median of the per-round ratios (min-max).\n" % args.rounds)
     header = "| case | ours | PyTorch | ours/PyTorch | MFLOP/sample | bound | ours % bound | PyTorch % bound |"
