@@ -32,15 +32,6 @@ constexpr std::uint64_t kValidationSetSalt = 0x76616c6964617465ull;
 // would be 280 MB) without changing the result, which depends on the draw order only.
 constexpr std::size_t kTestChunk = 1000;
 
-// SplitMix64's finaliser (as DataLoader's): nearby seeds and batch indices give unrelated
-// generator states.
-std::uint64_t mix(std::uint64_t value) {
-  value += 0x9E3779B97F4A7C15ull;
-  value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ull;
-  value = (value ^ (value >> 27)) * 0x94D049BB133111EBull;
-  return value ^ (value >> 31);
-}
-
 struct KindInfo {
   DistortionKind kind;
   const char* name;
@@ -117,14 +108,14 @@ std::string hex(std::uint64_t value) {
 // Identifies the test set a cache was made from, so a cache made from other digits (Fashion-
 // MNIST, a synthetic set) is never returned for this one.
 std::string fingerprint(const Dataset& source) {
-  std::uint64_t hash = mix(source.labels.size());
+  std::uint64_t hash = splitmix64(source.labels.size());
   const float* pixels = source.images.data();
   for (std::size_t i = 0; i < source.images.size(); ++i) {
     std::uint32_t bits;
     std::memcpy(&bits, pixels + i, sizeof bits);
-    hash = mix(hash ^ bits);
+    hash = splitmix64(hash ^ bits);
   }
-  for (std::int32_t label : source.labels) hash = mix(hash ^ static_cast<std::uint32_t>(label));
+  for (std::int32_t label : source.labels) hash = splitmix64(hash ^ static_cast<std::uint32_t>(label));
   return hex(hash);
 }
 
@@ -304,7 +295,7 @@ Batch distorted_batch(const Dataset& mnist_train, DistortionKind kind, std::size
                       std::uint64_t seed, std::uint64_t batch_index) {
   if (batch_size == 0) throw std::invalid_argument("distorted_batch: batch_size must be at least 1, got 0");
   check_source(mnist_train, "distorted_batch");
-  Generator generator(mix(mix(seed) ^ batch_index));
+  Generator generator(splitmix64(splitmix64(seed) ^ batch_index));
   std::vector<std::size_t> indices(batch_size);
   for (std::size_t& index : indices) index = static_cast<std::size_t>(generator.below(mnist_train.size()));
   DistortedSamples samples = distort_samples(mnist_train, kind, indices, generator);
@@ -430,7 +421,7 @@ Dataset distorted_fixed_set(const Dataset& digits, DistortionKind kind, std::uin
   Tensor labels = empty({count});
   Tensor parameters = empty({count, columns});
   std::vector<std::int32_t> label_values(count);
-  Generator generator(mix(mix(seed ^ role_salt(role))));
+  Generator generator(splitmix64(splitmix64(seed ^ role_salt(role))));
   for (std::size_t begin = 0; begin < count; begin += kTestChunk) {
     std::vector<std::size_t> indices(std::min(kTestChunk, count - begin));
     for (std::size_t k = 0; k < indices.size(); ++k) indices[k] = begin + k;

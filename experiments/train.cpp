@@ -47,44 +47,51 @@ namespace stn::cli {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+// TrainConfig's fields under their config.json keys, the one list to_json and from_json
+// share: visit(key, field) for each, with Config const or not.
+template <class Config, class Visit>
+void for_each_field(Config& c, Visit&& visit) {
+  visit("dataset", c.dataset);
+  visit("model", c.model);
+  visit("preset", c.preset);
+  visit("data_dir", c.data_dir);
+  visit("cache_dir", c.cache_dir);
+  visit("epochs", c.epochs);
+  visit("iters", c.iters);
+  visit("batch", c.batch);
+  visit("optimizer", c.optimizer);
+  visit("lr", c.learning_rate);
+  visit("momentum", c.momentum);
+  visit("nesterov", c.nesterov);
+  visit("weight_decay", c.weight_decay);
+  visit("schedule", c.schedule);
+  visit("step_every", c.step_every);
+  visit("loc_lr_scale", c.localisation_lr_scale);
+  visit("seed", c.seed);
+  visit("test_seed", c.test_seed);
+  visit("validation", c.validation);
+  visit("threads", c.threads);
+  visit("out", c.out);
+  visit("log_every", c.log_every);
+  visit("eval_every", c.eval_every);
+  visit("checkpoint_every", c.checkpoint_every);
+  visit("keep_checkpoints", c.keep_checkpoints);
+  visit("anomaly", c.anomaly);
+}
+
+}  // namespace
+
 json TrainConfig::to_json() const {
-  return json{{"dataset", dataset}, {"model", model}, {"preset", preset}, {"data_dir", data_dir},
-              {"cache_dir", cache_dir}, {"epochs", epochs}, {"iters", iters}, {"batch", batch},
-              {"optimizer", optimizer}, {"lr", learning_rate}, {"momentum", momentum}, {"nesterov", nesterov},
-              {"weight_decay", weight_decay}, {"schedule", schedule}, {"step_every", step_every},
-              {"loc_lr_scale", localisation_lr_scale}, {"seed", seed}, {"test_seed", test_seed}, {"validation", validation},
-              {"threads", threads}, {"out", out}, {"log_every", log_every}, {"eval_every", eval_every},
-              {"checkpoint_every", checkpoint_every}, {"keep_checkpoints", keep_checkpoints}, {"anomaly", anomaly}};
+  json j = json::object();
+  for_each_field(*this, [&](const char* key, const auto& field) { j[key] = field; });
+  return j;
 }
 
 TrainConfig TrainConfig::from_json(const json& j) {
   TrainConfig c;
-  c.dataset = j.value("dataset", c.dataset);
-  c.model = j.value("model", c.model);
-  c.preset = j.value("preset", c.preset);
-  c.data_dir = j.value("data_dir", c.data_dir);
-  c.cache_dir = j.value("cache_dir", c.cache_dir);
-  c.epochs = j.value("epochs", c.epochs);
-  c.iters = j.value("iters", c.iters);
-  c.batch = j.value("batch", c.batch);
-  c.optimizer = j.value("optimizer", c.optimizer);
-  c.learning_rate = j.value("lr", c.learning_rate);
-  c.momentum = j.value("momentum", c.momentum);
-  c.nesterov = j.value("nesterov", c.nesterov);
-  c.weight_decay = j.value("weight_decay", c.weight_decay);
-  c.schedule = j.value("schedule", c.schedule);
-  c.step_every = j.value("step_every", c.step_every);
-  c.localisation_lr_scale = j.value("loc_lr_scale", c.localisation_lr_scale);
-  c.seed = j.value("seed", c.seed);
-  c.test_seed = j.value("test_seed", c.test_seed);
-  c.validation = j.value("validation", c.validation);
-  c.threads = j.value("threads", c.threads);
-  c.out = j.value("out", c.out);
-  c.log_every = j.value("log_every", c.log_every);
-  c.eval_every = j.value("eval_every", c.eval_every);
-  c.checkpoint_every = j.value("checkpoint_every", c.checkpoint_every);
-  c.keep_checkpoints = j.value("keep_checkpoints", c.keep_checkpoints);
-  c.anomaly = j.value("anomaly", c.anomaly);
+  for_each_field(c, [&](const char* key, auto& field) { field = j.value(key, field); });
   return c;
 }
 
@@ -303,145 +310,175 @@ std::string interruption(int signal_number, const std::string& what, const std::
   return fmt::format("{} {}; continue with: stn train --resume {}", cause, what, shell_quote(run_dir));
 }
 
-json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
-  check_threads(config.threads);
-  if (config.threads > 0) set_num_threads(config.threads);
-  config.threads = num_threads();  // recorded resolved: bitwise reproducibility needs the same count
-  Experiment experiment = load_experiment(config.dataset, experiment_options(config));
-  Generator model_generator(config.seed);  // the initial weights (and any dropout masks)
-  std::shared_ptr<Module> model = make_model(config.model, experiment.input, model_generator);
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(config, *model);
-  std::unique_ptr<TrainingStream> stream = experiment.stream(config.batch, config.seed);
+// The run's length: --iters, or --epochs (at least one) of whole batches of the training set.
+std::size_t run_length(const TrainConfig& config, const Experiment& experiment) {
   const std::size_t per_epoch = std::max<std::size_t>(experiment.train.size() / config.batch, 1);
   const std::size_t iterations = config.iters ? config.iters : per_epoch * std::max<std::size_t>(config.epochs, 1);
   if (iterations > kMaxIterations)
     throw std::invalid_argument(fmt::format("--epochs {} makes {} iterations of batch {}, more than the {} allowed",
                                             config.epochs, iterations, config.batch, kMaxIterations));
+  return iterations;
+}
+
+Schedule run_schedule(const TrainConfig& config, std::size_t iterations) {
   Schedule schedule;
   schedule.kind = parse_schedule_kind(config.schedule);
   schedule.step_every = config.step_every ? config.step_every : std::max<std::size_t>(iterations / 3, 1);
   schedule.total = iterations;
-  const bool has_transformers = !find_transformers(*model).empty();
-  const EvaluationSet evaluation = evaluation_set(config, experiment);
-  const std::string error_key = evaluation.name + "_error", loss_key = evaluation.name + "_loss";
+  return schedule;
+}
 
+// Everything one training run works with, built in the order the random draws need: the
+// model's weights from model_generator, then the data stream. Not movable: `evaluation`
+// refers into `experiment`.
+struct Run {
+  Run(const TrainConfig& run_config, bool resumed_run)
+      : config(run_config),
+        resumed(resumed_run),
+        experiment(load_experiment(config.dataset, experiment_options(config))),
+        model_generator(config.seed),  // the initial weights (and any dropout masks)
+        model(make_model(config.model, experiment.input, model_generator)),
+        optimizer(make_optimizer(config, *model)),
+        stream(experiment.stream(config.batch, config.seed)),
+        iterations(run_length(config, experiment)),
+        schedule(run_schedule(config, iterations)),
+        has_transformers(!find_transformers(*model).empty()),
+        evaluation(evaluation_set(config, experiment)),
+        error_key(evaluation.name + "_error"),
+        loss_key(evaluation.name + "_loss"),
+        weights_metadata{{"model", config.model}, {"dataset", config.dataset}, {"preset", config.preset}} {}
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+
+  TrainConfig config;
+  bool resumed;
+  Experiment experiment;
+  Generator model_generator;
+  std::shared_ptr<Module> model;
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<TrainingStream> stream;
+  std::size_t iterations;
+  Schedule schedule;
+  bool has_transformers;
+  EvaluationSet evaluation;
+  std::string error_key, loss_key;
+  std::map<std::string, std::string> weights_metadata;
+
+  // Where the run stands: the first iteration of this process, the training time so far,
+  // the steps since the last metrics line.
   std::size_t start = 0;
   double train_seconds = 0.0;
-  std::optional<MetricsWindow> window = MetricsWindow{};
-  if (resume_from) {
-    std::optional<CheckpointState> state = load_newest_checkpoint(config.out, *model, *optimizer, model_generator);
-    if (!state)
-      throw DataError(config.out + ": no usable checkpoint to resume from (to start the run afresh: stn train --out " +
-                      shell_quote(config.out) + " --overwrite, with its flags)");
-    if (state->iteration > iterations)
-      throw DataError(fmt::format("{}: its newest checkpoint is of iteration {}, past the run's {} iterations",
-                                  config.out, state->iteration, iterations));
-    start = state->iteration;
-    train_seconds = state->train_seconds;
-    window = state->window;
-    stream->seek(start);
-    fmt::print("resuming {} from the checkpoint of iteration {}\n", config.out, start);
+  MetricsWindow window;
+  // A checkpoint of an older version has no window: its first line then averages fewer steps.
+  bool partial_window = false;
+  double last_test_error = NAN;
+
+  void checkpoint(std::size_t done) {
+    write_checkpoint(config.out, *model, *optimizer, model_generator, CheckpointState{done, train_seconds, window},
+                     config.keep_checkpoints);
   }
-  std::filesystem::remove(config.out + "/result.json");  // present only once this run finishes
+  void save_weights() { save_parameters(config.out + "/model.safetensors", *model, weights_metadata); }
+};
+
+// Restores the model, optimizer, generator and stream from the newest checkpoint.
+void resume_from_checkpoint(Run& run) {
+  std::optional<CheckpointState> state =
+      load_newest_checkpoint(run.config.out, *run.model, *run.optimizer, run.model_generator);
+  if (!state)
+    throw DataError(run.config.out + ": no usable checkpoint to resume from (to start the run afresh: stn train --out " +
+                    shell_quote(run.config.out) + " --overwrite, with its flags)");
+  if (state->iteration > run.iterations)
+    throw DataError(fmt::format("{}: its newest checkpoint is of iteration {}, past the run's {} iterations",
+                                run.config.out, state->iteration, run.iterations));
+  run.start = state->iteration;
+  run.train_seconds = state->train_seconds;
+  run.window = state->window.value_or(MetricsWindow{});
+  run.partial_window = !state->window && run.start % run.config.log_every != 0;
+  run.stream->seek(run.start);
+  fmt::print("resuming {} from the checkpoint of iteration {}\n", run.config.out, run.start);
+}
+
+// config.json: the config, with what the run resolved (absolute paths, the iteration count)
+// and the keys recorded_keys() in run_config.cpp lists.
+void write_run_config(const Run& run) {
+  const TrainConfig& config = run.config;
   json config_json = config.to_json();
   // Absolute, so that a resume from another working directory finds the same files.
   config_json["data_dir"] = std::filesystem::absolute(config.data_dir).lexically_normal().string();
   config_json["cache_dir"] = std::filesystem::absolute(config.cache_dir).lexically_normal().string();
-  config_json["iterations"] = iterations;
-  config_json["params"] = model->parameter_count();
-  config_json["training_digits"] = experiment.train.size();
+  config_json["iterations"] = run.iterations;
+  config_json["params"] = run.model->parameter_count();
+  config_json["training_digits"] = run.experiment.train.size();
   config_json["commit"] = build_commit();
-  config_json["schedule_description"] = schedule.describe();
-  if (!has_transformers) config_json.erase("loc_lr_scale");  // no localisation net to scale
+  config_json["schedule_description"] = run.schedule.describe();
+  if (!run.has_transformers) config_json.erase("loc_lr_scale");  // no localisation net to scale
   write_file_atomically(config.out + "/config.json", config_json.dump(2) + "\n");
-  MetricsLog metrics(config.out + "/metrics.jsonl", resume_from ? std::optional<std::size_t>(start) : std::nullopt);
-  const std::map<std::string, std::string> weights_metadata = {
-      {"model", config.model}, {"dataset", config.dataset}, {"preset", config.preset}};
-  double window_loss = window ? window->loss_sum : 0.0, last_test_error = NAN;
-  std::size_t window_correct = window ? window->correct : 0, window_samples = window ? window->samples : 0;
-  // A checkpoint of an older version has no window: its first line then averages fewer steps.
-  bool partial_window = !window && start % config.log_every != 0;
-  auto checkpoint = [&](std::size_t done) {
-    write_checkpoint(config.out, *model, *optimizer, model_generator,
-                     CheckpointState{done, train_seconds, MetricsWindow{window_loss, window_correct, window_samples}},
-                     config.keep_checkpoints);
-  };
+}
 
-  fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
-             config.model, config.dataset, config.preset, model->parameter_count(), iterations, config.batch,
-             num_threads(), config.out);
-  std::fflush(stdout);  // a redirected log shows the run at once, not at the first progress line
-  Progress progress("train", iterations, std::max<std::size_t>(iterations / 20, 1), start);
-  StopSignals signals;
-  Tape tape;
-  tape.set_anomaly_detection(config.anomaly);
-  Batch batch;
-  model->train();
-  for (std::size_t iteration = start; iteration < iterations; ++iteration) {
-    stream->next(batch);
-    const auto step_start = Clock::now();
-    optimizer->set_learning_rate(schedule.learning_rate(config.learning_rate, iteration));
-    tape.clear();
-    Var logits = model->forward(tape.input(batch.images));
-    Var loss = cross_entropy(logits, batch.labels);
-    const std::size_t done = iteration + 1;
-    if (!std::isfinite(loss.value()())) report_non_finite(tape, done, "the loss is not finite", resume_from.has_value());
-    tape.backward(loss);
-    if (!gradients_finite(*model)) report_non_finite(tape, done, "a gradient is not finite", resume_from.has_value());
-    optimizer->step();
-    optimizer->zero_grad();
-    train_seconds += seconds_since(step_start);
-
-    const float loss_value = loss.value()();
-    window_loss += loss_value * static_cast<double>(batch.labels.size());
-    window_correct += count_correct(logits.value(), batch.labels.data());
-    window_samples += batch.labels.size();
-    // Both counts run over the whole run, resumed parts included.
-    const double samples_per_s = static_cast<double>(done * config.batch) / std::max(train_seconds, 1e-9);
-    if (done % config.log_every == 0 || done == iterations) {
-      json line = {{"iter", done},
-                   {"loss", window_loss / static_cast<double>(window_samples)},
-                   {"train_accuracy", static_cast<double>(window_correct) / static_cast<double>(window_samples)},
-                   {"lr", optimizer->learning_rate()},
-                   {"samples_per_s", samples_per_s}};
-      if (has_transformers) line["transformers"] = transformer_health(tape, *model);
-      if (partial_window) {
-        line["partial_window"] = window_samples / config.batch;  // the steps averaged, fewer than log_every
-        partial_window = false;
-      }
-      metrics.write(line);
-      progress.update(done, fmt::format("loss {:.4f}  acc {:.2f}%  {:.0f} samples/s{}",
-                                        window_loss / static_cast<double>(window_samples),
-                                        100.0 * static_cast<double>(window_correct) / static_cast<double>(window_samples),
-                                        samples_per_s,
-                                        std::isnan(last_test_error) ? "" : fmt::format("  {} {:.2f}%", evaluation.name, last_test_error)));
-      window_loss = 0.0;
-      window_correct = window_samples = 0;
-    } else {
-      progress.update(done, fmt::format("loss {:.4f}  {:.0f} samples/s", loss_value, samples_per_s));
-    }
-    if (config.eval_every && done % config.eval_every == 0 && done < iterations) {
-      tape.clear();
-      Evaluation test = evaluate(*model, evaluation.data);
-      last_test_error = test.error_percent;
-      metrics.write({{"iter", done}, {error_key, test.error_percent}, {loss_key, test.loss}});
-      save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
-    }
-    if (config.checkpoint_every && done % config.checkpoint_every == 0 && done < iterations) checkpoint(done);
-    if (progress.output_failed() && !stop_signal) stop_signal = SIGPIPE;
-    if (stop_signal) {
-      const int signal_number = stop_signal;
-      checkpoint(done);
-      save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
-      throw Interrupted(signal_number,
-                        interruption(signal_number, fmt::format("after iteration {}; checkpoint written", done), config.out));
-    }
-  }
-  progress.finish(fmt::format("done in {}", format_duration(train_seconds)));
+// One step on `batch`: forward, backward, optimizer step; the loss and the batch's correct
+// predictions go into the window.
+float train_step(Run& run, Tape& tape, const Batch& batch, std::size_t iteration) {
+  const auto step_start = Clock::now();
+  run.optimizer->set_learning_rate(run.schedule.learning_rate(run.config.learning_rate, iteration));
   tape.clear();
+  Var logits = run.model->forward(tape.input(batch.images));
+  Var loss = cross_entropy(logits, batch.labels);
+  const std::size_t done = iteration + 1;
+  if (!std::isfinite(loss.value()())) report_non_finite(tape, done, "the loss is not finite", run.resumed);
+  tape.backward(loss);
+  if (!gradients_finite(*run.model)) report_non_finite(tape, done, "a gradient is not finite", run.resumed);
+  run.optimizer->step();
+  run.optimizer->zero_grad();
+  run.train_seconds += seconds_since(step_start);
 
-  checkpoint(iterations);
-  save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
+  const float loss_value = loss.value()();
+  run.window.loss_sum += loss_value * static_cast<double>(batch.labels.size());
+  run.window.correct += count_correct(logits.value(), batch.labels.data());
+  run.window.samples += batch.labels.size();
+  return loss_value;
+}
+
+// The metrics line (and progress line) closing the window after `done` steps; the window
+// starts again.
+void log_window(Run& run, const Tape& tape, MetricsLog& metrics, Progress& progress, std::size_t done,
+                double samples_per_s) {
+  const double samples = static_cast<double>(run.window.samples);
+  json line = {{"iter", done},
+               {"loss", run.window.loss_sum / samples},
+               {"train_accuracy", static_cast<double>(run.window.correct) / samples},
+               {"lr", run.optimizer->learning_rate()},
+               {"samples_per_s", samples_per_s}};
+  if (run.has_transformers) line["transformers"] = transformer_health(tape, *run.model);
+  if (run.partial_window) {
+    line["partial_window"] = run.window.samples / run.config.batch;  // the steps averaged, fewer than log_every
+    run.partial_window = false;
+  }
+  metrics.write(line);
+  progress.update(done, fmt::format("loss {:.4f}  acc {:.2f}%  {:.0f} samples/s{}", run.window.loss_sum / samples,
+                                    100.0 * static_cast<double>(run.window.correct) / samples, samples_per_s,
+                                    std::isnan(run.last_test_error)
+                                        ? ""
+                                        : fmt::format("  {} {:.2f}%", run.evaluation.name, run.last_test_error)));
+  run.window = MetricsWindow{};
+}
+
+// A signal or a closed standard output, seen after step `done`: checkpoint and stop.
+void stop_if_asked(Run& run, const Progress& progress, std::size_t done) {
+  if (progress.output_failed() && !stop_signal) stop_signal = SIGPIPE;
+  if (!stop_signal) return;
+  const int signal_number = stop_signal;
+  run.checkpoint(done);
+  run.save_weights();
+  throw Interrupted(signal_number,
+                    interruption(signal_number, fmt::format("after iteration {}; checkpoint written", done), run.config.out));
+}
+
+// After the last step: the final checkpoint and weights, the evaluation, the figures and
+// result.json; returns the summary.
+json finish_run(Run& run, MetricsLog& metrics, Progress& progress) {
+  const TrainConfig& config = run.config;
+  run.checkpoint(run.iterations);
+  run.save_weights();
   // A signal during the final evaluation or figures is not swallowed: the weights are final
   // and checkpointed, and a resume redoes only what follows.
   auto check_stop = [&](const char* during) {
@@ -450,24 +487,24 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
       throw Interrupted(stop_signal, interruption(stop_signal,
                                                   fmt::format("during {}, after all {} iterations; the final checkpoint "
                                                               "and weights are written",
-                                                              during, iterations),
+                                                              during, run.iterations),
                                                   config.out));
   };
   check_stop("the final checkpoint");
-  Evaluation test = evaluate(*model, evaluation.data);
+  Evaluation test = evaluate(*run.model, run.evaluation.data);
   check_stop("the final evaluation");
-  metrics.write({{"iter", iterations}, {error_key, test.error_percent}, {loss_key, test.loss}, {"final", true}});
-  if (has_transformers && write_transformer_figure(*model, evaluation.data, 8, config.out + "/transformer.png"))
+  metrics.write({{"iter", run.iterations}, {run.error_key, test.error_percent}, {run.loss_key, test.loss}, {"final", true}});
+  if (run.has_transformers && write_transformer_figure(*run.model, run.evaluation.data, 8, config.out + "/transformer.png"))
     fmt::print("transformer figure: {}/transformer.png\n", config.out);
   check_stop("the figures");
   if (write_training_curves(config.out)) fmt::print("training curves: {}/curves.png\n", config.out);
   check_stop("the figures");
-  json summary = {{error_key, test.error_percent},
-                  {loss_key, test.loss},
-                  {"iters", iterations},
-                  {"params", model->parameter_count()},
-                  {"samples_per_s", static_cast<double>(iterations * config.batch) / train_seconds},
-                  {"seconds", train_seconds},
+  json summary = {{run.error_key, test.error_percent},
+                  {run.loss_key, test.loss},
+                  {"iters", run.iterations},
+                  {"params", run.model->parameter_count()},
+                  {"samples_per_s", static_cast<double>(run.iterations * config.batch) / run.train_seconds},
+                  {"seconds", run.train_seconds},
                   {"dataset", config.dataset},
                   {"model", config.model},
                   {"preset", config.preset},
@@ -477,6 +514,51 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
                   {"run", config.out}};
   write_file_atomically(config.out + "/result.json", summary.dump(2) + "\n");
   return summary;
+}
+
+json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
+  check_threads(config.threads);
+  if (config.threads > 0) set_num_threads(config.threads);
+  config.threads = num_threads();  // recorded resolved: bitwise reproducibility needs the same count
+  Run run(config, resume_from.has_value());
+  if (resume_from) resume_from_checkpoint(run);
+  std::filesystem::remove(config.out + "/result.json");  // present only once this run finishes
+  write_run_config(run);
+  MetricsLog metrics(config.out + "/metrics.jsonl", resume_from ? std::optional<std::size_t>(run.start) : std::nullopt);
+
+  fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
+             config.model, config.dataset, config.preset, run.model->parameter_count(), run.iterations, config.batch,
+             num_threads(), config.out);
+  std::fflush(stdout);  // a redirected log shows the run at once, not at the first progress line
+  Progress progress("train", run.iterations, std::max<std::size_t>(run.iterations / 20, 1), run.start);
+  StopSignals signals;
+  Tape tape;
+  tape.set_anomaly_detection(config.anomaly);
+  Batch batch;
+  run.model->train();
+  for (std::size_t iteration = run.start; iteration < run.iterations; ++iteration) {
+    run.stream->next(batch);
+    const float loss_value = train_step(run, tape, batch, iteration);
+    const std::size_t done = iteration + 1;
+    // Both counts run over the whole run, resumed parts included.
+    const double samples_per_s = static_cast<double>(done * config.batch) / std::max(run.train_seconds, 1e-9);
+    if (done % config.log_every == 0 || done == run.iterations)
+      log_window(run, tape, metrics, progress, done, samples_per_s);
+    else
+      progress.update(done, fmt::format("loss {:.4f}  {:.0f} samples/s", loss_value, samples_per_s));
+    if (config.eval_every && done % config.eval_every == 0 && done < run.iterations) {
+      tape.clear();
+      Evaluation test = evaluate(*run.model, run.evaluation.data);
+      run.last_test_error = test.error_percent;
+      metrics.write({{"iter", done}, {run.error_key, test.error_percent}, {run.loss_key, test.loss}});
+      run.save_weights();
+    }
+    if (config.checkpoint_every && done % config.checkpoint_every == 0 && done < run.iterations) run.checkpoint(done);
+    stop_if_asked(run, progress, done);
+  }
+  progress.finish(fmt::format("done in {}", format_duration(run.train_seconds)));
+  tape.clear();
+  return finish_run(run, metrics, progress);
 }
 
 }  // namespace

@@ -53,8 +53,8 @@ void require_finite(const char* flag, const std::vector<float>& values) {
 // The TPS solve is O(K^3) in the K control points: a 90 x 90 grid took ~20 minutes.
 void check_tps_points(const std::vector<float>& tps) {
   const std::size_t points = tps.size() / 2;
-  const auto side = static_cast<std::size_t>(std::lround(std::sqrt(static_cast<double>(points))));
-  if (tps.size() % 2 || side * side != points || side < 2)
+  const std::size_t side = tps_grid_side(points);
+  if (tps.size() % 2 || side == 0)
     throw std::invalid_argument("--tps takes x,y pairs for K = k*k control points (k >= 2), got " +
                                 std::to_string(tps.size()) + " numbers");
   if (side > kMaxTpsSide)

@@ -31,7 +31,8 @@ std::vector<Var> leaves(Tape& tape, const std::vector<Tensor>& inputs) {
   return vars;
 }
 
-// sum_k <a_k, b_k> with the b_k constants, recorded on the tape.
+}  // namespace
+
 Var inner_product(Tape& tape, const std::vector<Var>& a, const std::vector<Tensor>& b) {
   Var total;
   for (std::size_t k = 0; k < a.size(); ++k) {
@@ -40,8 +41,6 @@ Var inner_product(Tape& tape, const std::vector<Var>& a, const std::vector<Tenso
   }
   return total;
 }
-
-}  // namespace
 
 JvpResult jvp(const GradFunction& function, const std::vector<Tensor>& inputs,
               const std::vector<Tensor>& tangents) {

@@ -63,4 +63,11 @@ struct HvpResult {
 HvpResult hvp(const GradFunction& function, const std::vector<Tensor>& inputs,
               const std::vector<Tensor>& vectors);
 
+class Tape;
+
+// sum_k sum(a_k * b_k) recorded on `tape`, the b_k constants of the a_k's shapes: the
+// directional derivative <g, v> that jvp, hvp and gradgradcheck differentiate once more.
+// An invalid Var when `a` is empty.
+Var inner_product(Tape& tape, const std::vector<Var>& a, const std::vector<Tensor>& b);
+
 }  // namespace stn

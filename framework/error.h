@@ -2,8 +2,10 @@
 // wrong (the op and the shapes, the file, the flag).
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace stn {
 
@@ -21,5 +23,9 @@ class DataError : public std::runtime_error {
 };
 
 [[noreturn]] void throw_shape_error(const std::string& op, const std::string& message);
+
+// Axis `axis` of `shape` counted from the front (-1 is the last), or a ShapeError
+// "op: axis 3 out of range for shape [2, 3]".
+int normalise_axis(const std::string& op, int axis, const std::vector<std::size_t>& shape);
 
 }  // namespace stn

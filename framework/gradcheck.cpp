@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "stn/framework/autodiff.h"
 #include "stn/framework/ops/elementwise.h"
 #include "stn/framework/ops/reduce.h"
 #include "stn/framework/random.h"
@@ -166,11 +167,7 @@ GradcheckResult gradgradcheck(const GradFunction& function, const std::vector<Te
         compare(result, options, "gradgradcheck (first order, recorded vs not)", wrt[k],
                 inputs[wrt[k]], j, recorded[k].value().data()[j], fast[k].value().data()[j]);
   }
-  Var s;
-  for (std::size_t k = 0; k < recorded.size(); ++k) {
-    Var term = sum(mul(recorded[k], tape.constant(tangents[k])));
-    s = s.valid() ? add(s, term) : term;
-  }
+  const Var s = inner_product(tape, recorded, tangents);
   std::vector<Var> targets;
   for (std::size_t i : wrt) targets.push_back(vars[i]);
   std::vector<Var> analytic;

@@ -11,6 +11,15 @@
 
 namespace stn {
 
+// SplitMix64's finaliser (Steele, Lea and Flood 2014): a bijection that scatters nearby
+// inputs, so seeds 0, 1, 2 (or a seed and epochs 0, 1, 2) give unrelated generator states.
+constexpr std::uint64_t splitmix64(std::uint64_t value) {
+  value += 0x9E3779B97F4A7C15ull;
+  value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ull;
+  value = (value ^ (value >> 27)) * 0x94D049BB133111EBull;
+  return value ^ (value >> 31);
+}
+
 class Generator {
  public:
   explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}

@@ -33,13 +33,8 @@ Shape Var::shape() const { return shape_of(value()); }
 std::size_t Var::ndim() const { return value().dimension(); }
 std::size_t Var::numel() const { return value().size(); }
 std::size_t Var::dim(int axis) const {
-  const auto& s = value().shape();
-  int n = static_cast<int>(s.size());
-  int a = axis < 0 ? axis + n : axis;
-  if (a < 0 || a >= n)
-    throw ShapeError("dim: axis " + std::to_string(axis) + " out of range for shape " +
-                     shape_string(value()));
-  return s[static_cast<std::size_t>(a)];
+  const Shape shape = this->shape();
+  return shape[static_cast<std::size_t>(normalise_axis("dim", axis, shape))];
 }
 bool Var::requires_grad() const { return tape().entry(index_).requires_grad; }
 const Tensor& Var::grad() const {

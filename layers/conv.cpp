@@ -6,6 +6,17 @@
 
 namespace stn {
 
+int output_side(const Conv2dLayerOptions& options, int input) {
+  return conv2d_output_size(input, options.kernel,
+                            {.stride = options.stride, .padding = options.padding, .dilation = options.dilation});
+}
+
+std::size_t parameter_count(const Conv2dLayerOptions& options) {
+  const auto in = static_cast<std::size_t>(options.in), out = static_cast<std::size_t>(options.out);
+  const auto k = static_cast<std::size_t>(options.kernel);
+  return out * in * k * k + (options.bias ? out : 0);
+}
+
 Conv2d::Conv2d(const Conv2dLayerOptions& options, Generator& generator) : options_(options) {
   if (options.in <= 0 || options.out <= 0 || options.kernel <= 0)
     throw std::invalid_argument("Conv2d: channels and kernel must be positive, got in " +

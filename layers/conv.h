@@ -18,6 +18,11 @@ struct Conv2dLayerOptions {
   bool bias = true;
 };
 
+// What a Conv2d of these options gives, without building one: the output side of a square
+// input of `input` pixels (<= 0 when the kernel does not fit), and the parameter count.
+int output_side(const Conv2dLayerOptions& options, int input);
+std::size_t parameter_count(const Conv2dLayerOptions& options);
+
 class Conv2d : public Module {
  public:
   Conv2d(const Conv2dLayerOptions& options, Generator& generator);

@@ -7,6 +7,11 @@
 
 namespace stn {
 
+std::size_t parameter_count(const LinearOptions& options) {
+  const auto in = static_cast<std::size_t>(options.in), out = static_cast<std::size_t>(options.out);
+  return out * in + (options.bias ? out : 0);
+}
+
 Linear::Linear(const LinearOptions& options, Generator& generator) : options_(options) {
   if (options.in <= 0 || options.out <= 0)
     throw std::invalid_argument("Linear: sizes must be positive, got in " +

@@ -13,6 +13,9 @@ struct LinearOptions {
   bool bias = true;
 };
 
+// The parameter count of a Linear of these options, without building one.
+std::size_t parameter_count(const LinearOptions& options);
+
 class Linear : public Module {
  public:
   Linear(const LinearOptions& options, Generator& generator);

@@ -58,8 +58,8 @@ SpatialTransformer::SpatialTransformer(std::shared_ptr<Module> localisation,
                                 std::to_string(options.output_height) + "x" + std::to_string(options.output_width));
   if (options.localisation_features <= 0)
     throw std::invalid_argument("SpatialTransformer: localisation_features must be positive");
-  const int side = static_cast<int>(std::lround(std::sqrt(options.tps_points)));
-  if (options.kind == TransformKind::tps && (side * side != options.tps_points || side < 2))
+  if (options.kind == TransformKind::tps &&
+      (options.tps_points < 4 || tps_grid_side(static_cast<std::size_t>(options.tps_points)) == 0))
     throw std::invalid_argument("SpatialTransformer: tps_points must be a square >= 4, got " +
                                 std::to_string(options.tps_points));
   localisation_ = register_module("localisation", std::move(localisation));

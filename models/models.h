@@ -25,6 +25,8 @@ struct FcnOptions {
   int hidden_layers = 2;
 };
 std::shared_ptr<Module> make_fcn(const InputSpec& input, Generator& generator, const FcnOptions& options = {});
+// Its parameter count, from the layers' options (nothing is built or drawn).
+std::size_t fcn_parameter_count(const InputSpec& input, const FcnOptions& options = {});
 
 // CNN: conv 9x9 (c1 filters) -> ReLU -> max-pool 2 -> conv 7x7 (c2 filters) -> ReLU ->
 // max-pool 2 -> linear classifier ("three weight layers").
@@ -33,6 +35,9 @@ struct CnnOptions {
   int conv2_filters = 64;
 };
 std::shared_ptr<Module> make_cnn(const InputSpec& input, Generator& generator, const CnnOptions& options = {});
+// Its parameter count, from the layers' options and output sizes (nothing is built or
+// drawn); throws std::invalid_argument as make_cnn for an input too small.
+std::size_t cnn_parameter_count(const InputSpec& input, const CnnOptions& options = {});
 
 // The parameter budget of an experiment: its CNN baseline's count for this input.
 std::size_t baseline_parameter_count(const InputSpec& input);

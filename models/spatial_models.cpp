@@ -28,19 +28,6 @@ namespace stn {
 
 namespace {
 
-std::size_t fcn_count(int inputs, int hidden, int layers, int classes) {
-  std::size_t n = static_cast<std::size_t>(inputs) * hidden + hidden;
-  for (int l = 1; l < layers; ++l) n += static_cast<std::size_t>(hidden) * hidden + hidden;
-  return n + static_cast<std::size_t>(hidden) * classes + classes;
-}
-
-std::size_t cnn_count(const InputSpec& in, const CnnOptions& o) {
-  const int h2 = ((in.height - 8) / 2 - 6) / 2, w2 = ((in.width - 8) / 2 - 6) / 2;
-  return static_cast<std::size_t>(in.channels) * 81 * o.conv1_filters + o.conv1_filters +
-         static_cast<std::size_t>(o.conv1_filters) * 49 * o.conv2_filters + o.conv2_filters +
-         static_cast<std::size_t>(o.conv2_filters) * h2 * w2 * in.classes + in.classes;
-}
-
 // The integer in [low, high] whose count(x) is closest to target.
 template <class Count>
 int closest(int low, int high, std::size_t target, Count count) {
@@ -63,11 +50,14 @@ Placement placement_for(const InputSpec& in) {
   return {56, 2};
 }
 
+// Both localisation networks read a 2x average-pooled copy of the input.
+constexpr Pool2dOptions kDownsample{.kernel = 2};
+
 std::shared_ptr<Module> fcn_localisation(const InputSpec& in, Generator& generator) {
   auto net = std::make_shared<Sequential>();
-  net->add("downsample", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
+  net->add("downsample", std::make_shared<AvgPool2d>(kDownsample));
   net->add("flatten", std::make_shared<Flatten>());
-  int features = in.channels * (in.height / 2) * (in.width / 2);
+  int features = in.channels * pool2d_output_size(in.height, kDownsample) * pool2d_output_size(in.width, kDownsample);
   for (int l = 1; l <= 3; ++l) {
     net->add("fc" + std::to_string(l), std::make_shared<Linear>(LinearOptions{.in = features, .out = 32}, generator));
     net->add("relu" + std::to_string(l), std::make_shared<ReLU>());
@@ -77,16 +67,21 @@ std::shared_ptr<Module> fcn_localisation(const InputSpec& in, Generator& generat
 }
 
 std::shared_ptr<Module> cnn_localisation(const InputSpec& in, Generator& generator) {
-  const int h = ((in.height / 2 - 4) / 2 - 4), w = ((in.width / 2 - 4) / 2 - 4);
+  const Conv2dLayerOptions conv1{.in = in.channels, .out = 20, .kernel = 5}, conv2{.in = 20, .out = 20, .kernel = 5};
+  const Pool2dOptions pool{.kernel = 2};
+  const auto feature_side = [&](int side) {
+    return output_side(conv2, pool2d_output_size(output_side(conv1, pool2d_output_size(side, kDownsample)), pool));
+  };
+  const int h = feature_side(in.height), w = feature_side(in.width);
   auto net = std::make_shared<Sequential>();
-  net->add("downsample", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = 2}));
-  net->add("conv1", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = in.channels, .out = 20, .kernel = 5}, generator));
-  net->add("pool", std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}));  // then ReLU: they commute
+  net->add("downsample", std::make_shared<AvgPool2d>(kDownsample));
+  net->add("conv1", std::make_shared<Conv2d>(conv1, generator));
+  net->add("pool", std::make_shared<MaxPool2d>(pool));  // then ReLU: they commute
   net->add("relu1", std::make_shared<ReLU>());
-  net->add("conv2", std::make_shared<Conv2d>(Conv2dLayerOptions{.in = 20, .out = 20, .kernel = 5}, generator));
+  net->add("conv2", std::make_shared<Conv2d>(conv2, generator));
   net->add("relu2", std::make_shared<ReLU>());
   net->add("flatten", std::make_shared<Flatten>());
-  net->add("fc", std::make_shared<Linear>(LinearOptions{.in = 20 * h * w, .out = 20}, generator));
+  net->add("fc", std::make_shared<Linear>(LinearOptions{.in = conv2.out * h * w, .out = 20}, generator));
   net->add("relu3", std::make_shared<ReLU>());
   return net;
 }
@@ -115,17 +110,19 @@ std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, T
   }
   if (parallel == 1) model->add("st", transformers[0]);
   else model->add("transformers", std::make_shared<ParallelTransformers>(transformers));
-  if (place.pool > 1) model->add("pool", std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = place.pool}));
-  const int side = place.output / place.pool;
+  const Pool2dOptions pool{.kernel = place.pool};
+  if (place.pool > 1) model->add("pool", std::make_shared<AvgPool2d>(pool));
+  const int side = pool2d_output_size(place.output, pool);
   const InputSpec classifier_input{.channels = in.channels * parallel, .height = side, .width = side, .classes = in.classes};
   const std::size_t budget = target > transformer_params ? target - transformer_params : 0;
   std::shared_ptr<Module> classifier;
   if (convolutional) {
-    int filters = closest(8, 128, budget, [&](int c2) { return cnn_count(classifier_input, {32, c2}); });
+    int filters = closest(8, 128, budget, [&](int c2) { return cnn_parameter_count(classifier_input, {32, c2}); });
     classifier = make_cnn(classifier_input, generator, {.conv1_filters = 32, .conv2_filters = filters});
   } else {
-    const int inputs = classifier_input.channels * side * side;
-    int hidden = closest(8, 1024, budget, [&](int h) { return fcn_count(inputs, h, 2, in.classes); });
+    int hidden = closest(8, 1024, budget, [&](int h) {
+      return fcn_parameter_count(classifier_input, {.hidden_units = h, .hidden_layers = 2});
+    });
     classifier = make_fcn(classifier_input, generator, {.hidden_units = hidden, .hidden_layers = 2});
   }
   model->add("classifier", classifier);
@@ -134,12 +131,13 @@ std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, T
 
 }  // namespace
 
-std::size_t baseline_parameter_count(const InputSpec& input) { return cnn_count(input, CnnOptions{}); }
+std::size_t baseline_parameter_count(const InputSpec& input) { return cnn_parameter_count(input, CnnOptions{}); }
 
 std::shared_ptr<Module> make_sized_fcn(const InputSpec& input, Generator& generator) {
-  const int inputs = input.channels * input.height * input.width;
   const std::size_t target = baseline_parameter_count(input);
-  int hidden = closest(8, 1024, target, [&](int h) { return fcn_count(inputs, h, 2, input.classes); });
+  int hidden = closest(8, 1024, target, [&](int h) {
+    return fcn_parameter_count(input, {.hidden_units = h, .hidden_layers = 2});
+  });
   return make_fcn(input, generator, {.hidden_units = hidden, .hidden_layers = 2});
 }
 

@@ -12,17 +12,8 @@
 namespace stn {
 namespace {
 
-// SplitMix64's finaliser: a bijection that scatters nearby inputs, so seeds 0, 1, 2 and
-// epochs 0, 1, 2 give unrelated generator states.
-std::uint64_t mix(std::uint64_t value) {
-  value += 0x9E3779B97F4A7C15ull;
-  value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ull;
-  value = (value ^ (value >> 27)) * 0x94D049BB133111EBull;
-  return value ^ (value >> 31);
-}
-
 std::uint64_t epoch_seed(std::uint64_t seed, std::size_t epoch) {
-  return mix(mix(seed) ^ static_cast<std::uint64_t>(epoch));
+  return splitmix64(splitmix64(seed) ^ static_cast<std::uint64_t>(epoch));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "stn/framework/kernels/buffers.h"
 #include "stn/framework/kernels/rows.h"
 
 namespace stn::kernels {
@@ -36,10 +37,6 @@ Range taps_inside(int taps, int size, int dilation, int start) {
   if (dilation != 1) return inside(taps, size, dilation, start);
   const int end = std::clamp(size - start, 0, taps);
   return {std::min(std::max(-start, 0), end), end};
-}
-
-std::ptrdiff_t plane_size(int height, int width) {
-  return static_cast<std::ptrdiff_t>(height) * width;
 }
 
 // Output rows are short (4 floats in the CNN's second layer, 11 at 42x42): a copy loop of

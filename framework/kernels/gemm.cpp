@@ -20,8 +20,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include <xsimd/memory/xsimd_aligned_allocator.hpp>
-
+#include "stn/framework/kernels/buffers.h"
 #include "stn/framework/kernels/gemm_microkernel.h"
 #include "stn/framework/kernels/gemm_pack.h"
 #include "stn/framework/kernels/gemm_plan.h"
@@ -73,7 +72,6 @@ const KernelEntry& find_kernel(int rows, int vectors) {
 constexpr int kPanelBytes = 48 * 1024;
 constexpr int kL2BlockBytes = 320 * 1024;
 
-int round_up(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
 int divide_up(int value, int divisor) { return (value + divisor - 1) / divisor; }
 
 int depth_block(int width) {
@@ -87,14 +85,6 @@ Problem orient(bool transposed, bool transpose_a, bool transpose_b, int M, int N
     return {M, N, K, A, lda, !transpose_a, B, ldb, !transpose_b, alpha, beta, C, ldc, false};
   // C^T = op(B)^T op(A)^T: a'(i, k) = op(B)(k, i) and b'(k, j) = op(A)(j, k).
   return {N, M, K, B, ldb, transpose_b, A, lda, transpose_a, alpha, beta, C, ldc, true};
-}
-
-using AlignedBuffer = std::vector<float, xsimd::aligned_allocator<float, 64>>;
-
-// Per-thread scratch that only grows, so steady-state calls allocate nothing.
-float* scratch(AlignedBuffer& buffer, std::size_t size) {
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer.data();
 }
 
 void run(const GemmPlan& plan, const Problem& p) {

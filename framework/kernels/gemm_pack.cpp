@@ -4,6 +4,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "stn/framework/kernels/buffers.h"
 #include "stn/framework/kernels/gemm_microkernel.h"
 #include "stn/framework/kernels/rows.h"
 
@@ -14,8 +15,6 @@
 namespace stn::kernels::detail {
 
 namespace {
-
-int round_up(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
 
 // out[k * out_stride + j] = source[j * source_stride + k] for j < columns, k < depth.
 void transpose_scalar(const float* source, std::ptrdiff_t source_stride, int columns, int depth,

@@ -7,14 +7,11 @@
 #include <string>
 #include <tuple>
 
+#include "stn/framework/kernels/buffers.h"
+
 // Every rounding step here copies PyTorch's (see grids.h); the compiler must not fuse a
-// multiply and an add where PyTorch does not, so contraction is off and fused steps are
-// explicit std::fma calls.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// multiply and an add where PyTorch does not, so contraction is off (-ffp-contract=off for
+// this file, CMakeLists.txt) and fused steps are explicit std::fma calls.
 
 namespace stn::kernels {
 
@@ -67,10 +64,9 @@ bool affine_uses_fused_rounding(const GridGeometry& geometry) {
   return 3 * 2 * geometry.pixels() >= 400;
 }
 
-// A grid costs a few operations per pixel: below this many pixels in the batch, waking a
-// second thread costs more than it saves (and far more when the machine is busy).
-bool worth_threads(const GridGeometry& geometry) {
-  return static_cast<double>(geometry.batch) * geometry.pixels() >= 32.0 * 1024;
+// A grid costs a few operations per pixel: threads from 32 Ki pixels in the batch on.
+bool grid_worth_threads(const GridGeometry& geometry) {
+  return worth_threads(static_cast<double>(geometry.batch) * geometry.pixels(), 32.0 * 1024);
 }
 
 }  // namespace
@@ -80,7 +76,7 @@ void affine_grid_forward(const GridGeometry& geometry, const float* theta, float
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const bool fused = affine_uses_fused_rounding(geometry);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* a = theta + n * 6;  // (2, 3)
     float* out = grid + n * geometry.pixels() * 2;  // (H', W', 2)
@@ -97,7 +93,7 @@ void affine_grid_backward(const GridGeometry& geometry, const float* grad_grid,
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* g = grad_grid + n * geometry.pixels() * 2;
     // Sums over H'W' pixels: double keeps them accurate whatever the grid size.
@@ -119,7 +115,7 @@ void attention_grid_forward(const GridGeometry& geometry, const float* theta, fl
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float scale = theta[n * 3], shift_x = theta[n * 3 + 1], shift_y = theta[n * 3 + 2];
     float* out = grid + n * geometry.pixels() * 2;
@@ -137,7 +133,7 @@ void attention_grid_backward(const GridGeometry& geometry, const float* grad_gri
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* g = grad_grid + n * geometry.pixels() * 2;
     double scale = 0.0, shift_x = 0.0, shift_y = 0.0;
@@ -158,7 +154,7 @@ void projective_grid_forward(const GridGeometry& geometry, const float* theta, f
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const bool fused = affine_uses_fused_rounding(geometry);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* h = theta + n * 8;
     const float last_row[3] = {h[6], h[7], 1.0f};
@@ -179,7 +175,7 @@ void projective_grid_backward(const GridGeometry& geometry, const float* theta,
   const std::vector<float> xs = normalised_pixel_centres(geometry.width, geometry.align_corners);
   const std::vector<float> ys = normalised_pixel_centres(geometry.height, geometry.align_corners);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* h = theta + n * 8;
     const float* g = grad_grid + n * geometry.pixels() * 2;
@@ -211,12 +207,17 @@ double thin_plate_radial_basis(double squared_distance) {
   return squared_distance > 0.0 ? squared_distance * std::log(squared_distance) : 0.0;
 }
 
-namespace {
-
 std::size_t control_grid_side(std::size_t count) {
   std::size_t side = 0;
   while ((side + 1) * (side + 1) <= count) ++side;
-  if (side < 2 || side * side != count)
+  return side >= 2 && side * side == count ? side : 0;
+}
+
+namespace {
+
+std::size_t checked_control_grid_side(std::size_t count) {
+  const std::size_t side = control_grid_side(count);
+  if (side == 0)
     throw std::invalid_argument("tps: " + std::to_string(count) +
                                 " control points do not form a k x k grid with k >= 2");
   return side;
@@ -297,7 +298,7 @@ std::vector<float> solve_tps_grid_matrix(std::size_t count, const GridGeometry& 
 }  // namespace
 
 std::vector<float> tps_control_points(std::size_t count) {
-  const std::size_t side = control_grid_side(count);
+  const std::size_t side = checked_control_grid_side(count);
   std::vector<float> points(2 * count);
   for (std::size_t i = 0; i < side; ++i)
     for (std::size_t j = 0; j < side; ++j) {
@@ -330,7 +331,7 @@ void tps_grid_forward(const GridGeometry& geometry, std::size_t count, const flo
                       const float* theta, float* grid) {
   const long batch = static_cast<long>(geometry.batch);
   const std::size_t pixels = geometry.pixels();
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* points = theta + n * count * 2;  // (K, 2)
     float* out = grid + n * pixels * 2;           // (H'W', 2)
@@ -351,7 +352,7 @@ void tps_grid_backward(const GridGeometry& geometry, std::size_t count, const fl
                        const float* grad_grid, float* grad_theta) {
   const long batch = static_cast<long>(geometry.batch);
   const std::size_t pixels = geometry.pixels();
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (grid_worth_threads(geometry))
   for (long n = 0; n < batch; ++n) {
     const float* g = grad_grid + n * pixels * 2;
     std::vector<double> sums(count * 2, 0.0);

@@ -63,6 +63,9 @@ void projective_grid_backward(const GridGeometry& geometry, const float* theta,
 // derivative dU/dr = 2r (log r^2 + 1) also goes to 0 there).
 double thin_plate_radial_basis(double squared_distance);
 
+// The side k of K = k * k control points, or 0 when K is not a k x k grid with k >= 2.
+std::size_t control_grid_side(std::size_t count);
+
 // The K target control points as (K, 2) (x, y) pairs; K must be a square >= 4.
 std::vector<float> tps_control_points(std::size_t count);
 

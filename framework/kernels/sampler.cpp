@@ -5,55 +5,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "stn/framework/kernels/sampler_axis.h"
+
 // The arithmetic copies PyTorch 1.13's AVX2 grid sampler, whose build fuses some multiplies
 // and adds: the fused steps are explicit std::fma calls here, and the compiler must not fuse
-// any others.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// any others (-ffp-contract=off for this file, CMakeLists.txt).
 
 namespace stn::kernels {
 
 namespace {
-
-// Normalised coordinate -> pixel coordinate along one axis.
-struct Axis {
-  float scale;   // pixels per normalised unit: the grid gradient's multiplier
-  float offset;  // -0.5 (pixel centres) or 0 (aligned corners)
-  float last;    // size - 1
-  float size;
-  // The clamp: [0, size - 1] with border padding, (-inf, inf), i.e. none, with zeros.
-  // Bounds instead of a flag keep the loops free of a select the vectoriser rejects.
-  float low, high;
-
-  Axis(std::size_t pixels, const GridSampleOptions& options)
-      : scale(options.align_corners ? static_cast<float>(pixels - 1) / 2.0f
-                                    : static_cast<float>(pixels) / 2.0f),
-        offset(options.align_corners ? 0.0f : -0.5f),
-        last(static_cast<float>(pixels - 1)),
-        size(static_cast<float>(pixels)),
-        low(options.padding == PaddingMode::border ? 0.0f : -INFINITY),
-        high(options.padding == PaddingMode::border ? last : INFINITY) {}
-
-  // PyTorch: (v + 1) * scale - 0.5 as one fused multiply-add, or (v + 1) * scale, which is
-  // the same float (up to the sign of a zero) as a fused multiply-add with 0. One formula
-  // keeps the loop branch-free.
-  float unclamped(float normalised) const {
-    return std::fma(normalised + 1.0f, scale, offset);
-  }
-  // NaN falls through both comparisons and stays NaN.
-  float clamped(float pixel) const {
-    const float above_low = pixel < low ? low : pixel;
-    return above_low > high ? high : above_low;
-  }
-  // The clamp's derivative is 1 strictly inside its bounds and 0 on and beyond them
-  // (PyTorch's choice at the edge); without a clamp it is 1 for every finite coordinate.
-  float gradient_multiplier(float unclamped_pixel) const {
-    return (unclamped_pixel > low) & (unclamped_pixel < high) ? scale : 0.0f;
-  }
-};
 
 // A pixel of one input plane, 0 for index -1 (outside). The load always reads a valid
 // address, so the compiler can turn the select into a blend and vectorise the loop.
@@ -88,7 +48,7 @@ struct NeighbourTable {
 // `&` on conditions (`&&` is control flow, which stops it).
 
 void fill_bilinear(NeighbourTable& table, const float* __restrict grid, std::size_t count,
-                   const Axis axis_x, const Axis axis_y, std::int32_t width) {
+                   const SamplerAxis axis_x, const SamplerAxis axis_y, std::int32_t width) {
   const std::int32_t last_column = static_cast<std::int32_t>(axis_x.last);
   const std::int32_t last_row = static_cast<std::int32_t>(axis_y.last);
   for (std::size_t p = 0; p < count; ++p) {
@@ -128,7 +88,7 @@ void fill_bilinear(NeighbourTable& table, const float* __restrict grid, std::siz
 }
 
 void fill_nearest(NeighbourTable& table, const float* __restrict grid, std::size_t count,
-                  const Axis axis_x, const Axis axis_y, std::int32_t width) {
+                  const SamplerAxis axis_x, const SamplerAxis axis_y, std::int32_t width) {
   for (std::size_t p = 0; p < count; ++p) {
     // nearbyint rounds half to even in the default rounding mode, like PyTorch's round().
     const float x = std::nearbyint(axis_x.clamped(axis_x.unclamped(grid[2 * p])));
@@ -193,25 +153,18 @@ struct Planes {
   std::size_t output;  // H' * W'
 };
 
-// Below this many sampled values (N * C * H' * W') one thread does it sooner than two: waking
-// the second costs microseconds, far more on a busy machine.
-bool worth_threads(const SamplerGeometry& geometry) {
-  return static_cast<double>(geometry.batch) * geometry.channels * geometry.output_height *
-             geometry.output_width >= 16.0 * 1024;
-}
-
 }  // namespace
 
 void grid_sample_forward(const SamplerGeometry& geometry, const GridSampleOptions& options,
                          const float* input, const float* grid, float* output) {
-  const Axis axis_x(geometry.input_width, options), axis_y(geometry.input_height, options);
+  const SamplerAxis axis_x(geometry.input_width, options), axis_y(geometry.input_height, options);
   const Planes planes{geometry.input_height * geometry.input_width,
                       geometry.output_height * geometry.output_width};
   const std::size_t channels = geometry.channels;
   const auto width = static_cast<std::int32_t>(geometry.input_width);
   const bool nearest = options.mode == SampleMode::nearest;
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel if (worth_threads(geometry))
+#pragma omp parallel if (sampler_worth_threads(geometry))
   {
     std::vector<NeighbourTable> storage(1);  // about 14 KiB: on the heap, not the stack
     NeighbourTable& table = storage[0];
@@ -246,13 +199,13 @@ void grid_sample_backward(const SamplerGeometry& geometry, const GridSampleOptio
   // Nearest sampling is piecewise constant: its grid gradient is 0, nothing to add.
   if (nearest) grad_grid = nullptr;
   if (!grad_input && !grad_grid) return;
-  const Axis axis_x(geometry.input_width, options), axis_y(geometry.input_height, options);
+  const SamplerAxis axis_x(geometry.input_width, options), axis_y(geometry.input_height, options);
   const Planes planes{geometry.input_height * geometry.input_width,
                       geometry.output_height * geometry.output_width};
   const std::size_t channels = geometry.channels;
   const auto width = static_cast<std::int32_t>(geometry.input_width);
   const long batch = static_cast<long>(geometry.batch);
-#pragma omp parallel if (worth_threads(geometry))
+#pragma omp parallel if (sampler_worth_threads(geometry))
   {
     std::vector<NeighbourTable> storage(1);
     NeighbourTable& table = storage[0];

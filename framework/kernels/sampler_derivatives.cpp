@@ -3,41 +3,15 @@
 #include <cmath>
 #include <cstddef>
 
+#include "stn/framework/kernels/sampler_axis.h"
+
 // The pixel coordinates must be the fast sampler's floats exactly (a floor on the other side
-// of an integer would pick other corners), so the same fused multiply-add and no other
-// contraction.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// of an integer would pick other corners), so the same coordinate map (sampler_axis.h) and,
+// like sampler.cpp, compiled with -ffp-contract=off (CMakeLists.txt).
 
 namespace stn::kernels {
 
 namespace {
-
-// Normalised -> pixel coordinate along one axis, as sampler.cpp's Axis.
-struct AxisMap {
-  float scale, offset, size, low, high;
-
-  AxisMap(std::size_t pixels, const GridSampleOptions& options)
-      : scale(options.align_corners ? static_cast<float>(pixels - 1) / 2.0f
-                                    : static_cast<float>(pixels) / 2.0f),
-        offset(options.align_corners ? 0.0f : -0.5f),
-        size(static_cast<float>(pixels)),
-        low(options.padding == PaddingMode::border ? 0.0f : -INFINITY),
-        high(options.padding == PaddingMode::border ? static_cast<float>(pixels - 1) : INFINITY) {}
-
-  float unclamped(float normalised) const { return std::fma(normalised + 1.0f, scale, offset); }
-  float clamped(float pixel) const {  // NaN stays NaN
-    const float above_low = pixel < low ? low : pixel;
-    return above_low > high ? high : above_low;
-  }
-  // d pixel / d normalised: 0 on and beyond the clamp's bounds, and for NaN.
-  float multiplier(float unclamped_pixel) const {
-    return unclamped_pixel > low && unclamped_pixel < high ? scale : 0.0f;
-  }
-};
 
 // One sampling point: its four corners NW, NE, SW, SE (k = dx + 2 dy) as indices into an
 // input plane (-1 outside), the fractions and the multipliers.
@@ -48,7 +22,7 @@ struct Footprint {
 
 // False when the point has no corner inside (NaN, Inf and huge coordinates included); only
 // then are coordinates converted to integers.
-bool footprint(const float* point, const AxisMap& axis_x, const AxisMap& axis_y,
+bool footprint(const float* point, const SamplerAxis& axis_x, const SamplerAxis& axis_y,
                std::ptrdiff_t height, std::ptrdiff_t width, Footprint& f) {
   const float raw_x = axis_x.unclamped(point[0]), raw_y = axis_y.unclamped(point[1]);
   const float x = axis_x.clamped(raw_x), y = axis_y.clamped(raw_y);
@@ -56,8 +30,8 @@ bool footprint(const float* point, const AxisMap& axis_x, const AxisMap& axis_y,
   const float column = std::floor(x), row = std::floor(y);
   f.fx = x - column;
   f.fy = y - row;
-  f.mx = axis_x.multiplier(raw_x);
-  f.my = axis_y.multiplier(raw_y);
+  f.mx = axis_x.gradient_multiplier(raw_x);
+  f.my = axis_y.gradient_multiplier(raw_y);
   const auto c = static_cast<std::ptrdiff_t>(column), r = static_cast<std::ptrdiff_t>(row);
   for (int k = 0; k < 4; ++k) {
     const std::ptrdiff_t cc = c + (k & 1), rr = r + (k >> 1);
@@ -83,23 +57,17 @@ void coefficients(const Footprint& f, DerivativeOrder order, float out[4]) {
 
 bool zero_order(DerivativeOrder order) { return order.x > 1 || order.y > 1; }
 
-// Below this many output values one thread does it sooner (as the fast sampler).
-bool worth_threads(const SamplerGeometry& geometry) {
-  return static_cast<double>(geometry.batch) * geometry.channels * geometry.output_height *
-             geometry.output_width >= 16.0 * 1024;
-}
-
 // Calls visit(n, p, footprint) for every output pixel p of every sample n that has a corner
 // inside; samples are spread over threads, each visit of one sample on one thread.
 template <class Visit>
 void for_each_point(const SamplerGeometry& geometry, const GridSampleOptions& options,
                     const float* grid, Visit visit) {
-  const AxisMap axis_x(geometry.input_width, options), axis_y(geometry.input_height, options);
+  const SamplerAxis axis_x(geometry.input_width, options), axis_y(geometry.input_height, options);
   const auto height = static_cast<std::ptrdiff_t>(geometry.input_height);
   const auto width = static_cast<std::ptrdiff_t>(geometry.input_width);
   const std::size_t pixels = geometry.output_height * geometry.output_width;
   const auto batch = static_cast<std::ptrdiff_t>(geometry.batch);
-#pragma omp parallel for schedule(static) if (worth_threads(geometry))
+#pragma omp parallel for schedule(static) if (sampler_worth_threads(geometry))
   for (std::ptrdiff_t n = 0; n < batch; ++n) {
     Footprint f;
     for (std::size_t p = 0; p < pixels; ++p)

@@ -7,11 +7,10 @@
 #include <vector>
 
 #include "stn/framework/error.h"
+#include "stn/framework/kernels/buffers.h"
 #include "stn/framework/kernels/conv.h"
 #include "stn/framework/kernels/gemm.h"
 #include "stn/framework/ops/reduce.h"
-
-#include <xsimd/memory/xsimd_aligned_allocator.hpp>
 
 namespace stn {
 
@@ -85,13 +84,11 @@ ConvShape check_conv2d(const Var& input, const Var& weight, const Var& bias,
 
 // Whole images per thread: no synchronisation inside a layer, and each thread's share of the
 // batch is fixed by its number (contiguous ranges), which the deterministic reductions rely on.
-// Small convolutions stay on one thread: waking a second one costs microseconds, and far
-// more when the machine is busy and it has to wait for a core.
+// Small convolutions stay on one thread: below 256 Ki multiply-adds.
 int thread_count(const ConvShape& s) {
-  constexpr double kMinimumMultiplyAdds = 256.0 * 1024;
   const double multiply_adds =
       static_cast<double>(s.batch) * s.out_channels * s.rows() * s.positions();
-  if (multiply_adds < kMinimumMultiplyAdds) return 1;
+  if (!kernels::worth_threads(multiply_adds, 256.0 * 1024)) return 1;
   return std::max(1, std::min(omp_get_max_threads(), s.batch));
 }
 
@@ -120,10 +117,8 @@ Share share_of(int batch, int threads, int t) {
 // regions), so convolutions allocate nothing in the steady state. Slots: 0 column matrix,
 // 1 output or output-gradient block, 2 the calling thread's per-worker partial sums.
 float* scratch(int slot, std::size_t count) {
-  thread_local std::vector<float, xsimd::aligned_allocator<float, 64>> buffers[3];
-  auto& buffer = buffers[slot];
-  if (buffer.size() < count) buffer.resize(count);
-  return buffer.data();
+  thread_local kernels::AlignedBuffer buffers[3];
+  return kernels::scratch(buffers[slot], count);
 }
 
 // y (N, O, OH, OW) = conv(x, w) + b (b may be null); y is overwritten.
@@ -167,6 +162,68 @@ void forward_kernel(const ConvShape& s, const float* x, const float* w, const fl
   }
 }
 
+// d out of images [n0, n0 + images) as one (O, images * OH * OW) matrix: dy itself for one
+// image, else gathered into block.
+const float* gather_output_gradient(const ConvShape& s, const float* dy, int n0, int images, float* block) {
+  const float* dy_group = dy + n0 * s.output_size();
+  if (images == 1) return dy_group;
+  const int positions = s.positions(), width = images * positions;
+  for (int i = 0; i < images; ++i)
+    for (int o = 0; o < s.out_channels; ++o) {
+      // A plain loop: rows are short (16 floats in the CNN's second layer), too
+      // short for a memmove call to pay.
+      const float* from = dy_group + i * s.output_size() + o * positions;
+      float* to = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
+      for (int p = 0; p < positions; ++p) to[p] = from[p];
+    }
+  return block;
+}
+
+// Where one thread's backward writes: thread 0 straight into the gradients, every other
+// thread into its own partial sums (weight, then bias), added in thread order after the
+// parallel region by add_partial_sums: deterministic for a given thread count.
+struct GradientSums {
+  float* grad_input;
+  float* weight_sum;
+  float* bias_sum;
+  bool first;  // a partial weight sum starts at its first GEMM (beta = 0)
+};
+
+// The backward of images [n0, n0 + images) from their d out (dy_group, O x width), into sums.
+void backward_group(const ConvShape& s, const float* x, const float* w, const float* dy_group, int n0,
+                    int images, float* columns, GradientSums& sums) {
+  const int rows = s.rows(), positions = s.positions(), width = images * positions;
+  if (sums.weight_sum) {
+    for (int i = 0; i < images; ++i)
+      kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width, s.window,
+                      columns + i * positions, width);
+    // d weight (O, C * KH * KW) += d out x columns^T
+    gemm(false, true, s.out_channels, rows, width, 1.0f, dy_group, width, columns, width,
+         sums.first ? 0.0f : 1.0f, sums.weight_sum, rows);
+  }
+  sums.first = false;
+  if (sums.bias_sum) kernels::sum_rows_add(dy_group, s.out_channels, width, sums.bias_sum);
+  if (sums.grad_input) {
+    // d columns = weight^T x d out, then folded back onto each image.
+    gemm(true, false, rows, width, s.out_channels, 1.0f, w, rows, dy_group, width, 0.0f, columns, width);
+    for (int i = 0; i < images; ++i)
+      kernels::col2im_add(columns + i * positions, s.channels, s.height, s.width, s.window,
+                          sums.grad_input + (n0 + i) * s.image_size(), width);
+  }
+}
+
+// The partial sums of threads 1 .. team_size - 1, in thread order, onto the gradients.
+void add_partial_sums(const float* partials, std::size_t partial_size, std::size_t weight_size, int out_channels,
+                      int team_size, float* grad_weight, float* grad_bias) {
+  for (int t = 1; t < team_size; ++t) {
+    const float* partial = partials + partial_size * (t - 1);
+    if (grad_weight)
+      for (std::size_t i = 0; i < weight_size; ++i) grad_weight[i] += partial[i];
+    if (grad_bias)
+      for (int o = 0; o < out_channels; ++o) grad_bias[o] += partial[weight_size + o];
+  }
+}
+
 // Adds the gradients whose pointers are not null, from dy (N, O, OH, OW):
 //   grad_weight (O, C, KH, KW) += dy x columns(x)^T,  grad_bias (O) += sum of dy,
 //   grad_input (N, C, H, W) += col2im(w^T x dy).
@@ -176,9 +233,6 @@ void backward_kernel(const ConvShape& s, const float* x, const float* w, const f
   const int rows = s.rows(), positions = s.positions();
   const int threads = thread_count(s);
   const std::size_t weight_size = static_cast<std::size_t>(s.out_channels) * rows;
-  // Thread 0 adds straight into the gradients; every other thread into its own partial
-  // sums (weight, then bias), added in thread order after the loop: deterministic for a
-  // given thread count.
   const std::size_t partial_size = weight_size + s.out_channels;
   float* partials = threads > 1 ? scratch(2, partial_size * (threads - 1)) : nullptr;
   int team_size = 1;
@@ -190,59 +244,20 @@ void backward_kernel(const ConvShape& s, const float* x, const float* w, const f
     const int group = group_size(s, share.end - share.begin);
     float* columns = scratch(0, static_cast<std::size_t>(rows) * positions * group);
     float* block = group > 1 ? scratch(1, s.output_size() * group) : nullptr;
-    float* weight_sum = grad_weight;
-    float* bias_sum = grad_bias;
+    GradientSums sums{grad_input, grad_weight, grad_bias, t > 0};
     if (t > 0) {
-      weight_sum = partials + partial_size * (t - 1);
-      bias_sum = weight_sum + weight_size;
-      std::fill(bias_sum, bias_sum + s.out_channels, 0.0f);
+      sums.weight_sum = grad_weight ? partials + partial_size * (t - 1) : nullptr;
+      sums.bias_sum = grad_bias ? partials + partial_size * (t - 1) + weight_size : nullptr;
+      if (sums.bias_sum) std::fill(sums.bias_sum, sums.bias_sum + s.out_channels, 0.0f);
     }
-    bool first = t > 0;  // a partial sum starts at the first GEMM (beta = 0)
     for (int n0 = share.begin; n0 < share.end; n0 += group) {
       const int images = std::min(group, share.end - n0);
-      const int width = images * positions;
-      // d out of the group as one (O, images * OH * OW) matrix.
-      const float* dy_group = dy + n0 * s.output_size();
-      if (images > 1) {
-        for (int i = 0; i < images; ++i)
-          for (int o = 0; o < s.out_channels; ++o) {
-            // A plain loop: rows are short (16 floats in the CNN's second layer), too
-            // short for a memmove call to pay.
-            const float* from = dy_group + i * s.output_size() + o * positions;
-            float* to = block + static_cast<std::ptrdiff_t>(o) * width + i * positions;
-            for (int p = 0; p < positions; ++p) to[p] = from[p];
-          }
-        dy_group = block;
-      }
-      if (grad_weight) {
-        for (int i = 0; i < images; ++i)
-          kernels::im2col(x + (n0 + i) * s.image_size(), s.channels, s.height, s.width,
-                          s.window, columns + i * positions, width);
-        // d weight (O, C * KH * KW) += d out x columns^T
-        gemm(false, true, s.out_channels, rows, width, 1.0f, dy_group, width, columns, width,
-             first ? 0.0f : 1.0f, weight_sum, rows);
-      }
-      first = false;
-      if (grad_bias) kernels::sum_rows_add(dy_group, s.out_channels, width, bias_sum);
-      if (grad_input) {
-        // d columns = weight^T x d out, then folded back onto each image.
-        gemm(true, false, rows, width, s.out_channels, 1.0f, w, rows, dy_group, width, 0.0f,
-             columns, width);
-        for (int i = 0; i < images; ++i)
-          kernels::col2im_add(columns + i * positions, s.channels, s.height, s.width, s.window,
-                              grad_input + (n0 + i) * s.image_size(), width);
-      }
+      backward_group(s, x, w, gather_output_gradient(s, dy, n0, images, block), n0, images, columns, sums);
     }
     // A thread without images leaves its partial weight unwritten: zero it.
-    if (t > 0 && first && grad_weight) std::fill(weight_sum, weight_sum + weight_size, 0.0f);
+    if (t > 0 && sums.first && sums.weight_sum) std::fill(sums.weight_sum, sums.weight_sum + weight_size, 0.0f);
   }
-  for (int t = 1; t < team_size; ++t) {
-    const float* partial = partials + partial_size * (t - 1);
-    if (grad_weight)
-      for (std::size_t i = 0; i < weight_size; ++i) grad_weight[i] += partial[i];
-    if (grad_bias)
-      for (int o = 0; o < s.out_channels; ++o) grad_bias[o] += partial[weight_size + o];
-  }
+  add_partial_sums(partials, partial_size, weight_size, s.out_channels, team_size, grad_weight, grad_bias);
 }
 
 Tensor tensor_of(std::size_t a, std::size_t b, std::size_t c, std::size_t d) { return zeros({a, b, c, d}); }
@@ -258,15 +273,29 @@ Tensor forward_value(const ConvShape& s, const float* x, const float* w, const f
   return y;
 }
 
-void check_gradient_shape(const char* op, const ConvShape& s, const Var& grad_output) {
-  const Shape expected = {static_cast<std::size_t>(s.batch), static_cast<std::size_t>(s.out_channels),
-                          static_cast<std::size_t>(s.out_h), static_cast<std::size_t>(s.out_w)};
-  if (grad_output.shape() != expected)
+// The checks conv2d_input_grad and conv2d_weight_grad share: both operands 4-D (`expected`
+// names their layouts), the convolution's sizes (`sizes`, read once the ranks are known), and
+// grad_output of that convolution's output shape.
+template <class Sizes>
+ConvShape check_gradient_op(const char* op, const Var& first, const Var& second, const char* expected,
+                            const Var& grad_output, Sizes sizes) {
+  if (first.ndim() != 4 || second.ndim() != 4)
+    throw_shape_error(op, std::string("expected ") + expected + ", got " + shape_string(first.value()) + " and " +
+                              shape_string(second.value()));
+  const ConvShape s = sizes();
+  const Shape output = {static_cast<std::size_t>(s.batch), static_cast<std::size_t>(s.out_channels),
+                        static_cast<std::size_t>(s.out_h), static_cast<std::size_t>(s.out_w)};
+  if (grad_output.shape() != output)
     throw_shape_error(op, "output gradient " + shape_string(grad_output.value()) + " does not match the convolution's output " +
-                              shape_string(expected));
+                              shape_string(output));
+  return s;
 }
 
 }  // namespace
+
+int conv2d_output_size(int input, int kernel, const Conv2dOptions& options) {
+  return Window2d::output_size(input, kernel, options.stride, options.padding, options.dilation);
+}
 
 Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options) {
   const ConvShape s = check_conv2d(input, weight, bias, options);
@@ -297,13 +326,12 @@ Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options) {
 Var conv2d_input_grad(Var grad_output, Var weight, std::size_t height, std::size_t width,
                       const Conv2dOptions& options) {
   const char* op = "conv2d_input_grad";
-  if (grad_output.ndim() != 4 || weight.ndim() != 4)
-    throw_shape_error(op, "expected grad_output [N, O, OH, OW] and weight [O, C, KH, KW], got " +
-                              shape_string(grad_output.value()) + " and " + shape_string(weight.value()));
-  const ConvShape s = shape_of_conv(op, grad_output.dim(0), weight.dim(1), height, width, weight.dim(0),
-                                    weight.dim(2), weight.dim(3), options,
-                                    std::to_string(height) + "x" + std::to_string(width));
-  check_gradient_shape(op, s, grad_output);
+  const ConvShape s = check_gradient_op(op, grad_output, weight, "grad_output [N, O, OH, OW] and weight [O, C, KH, KW]",
+                                        grad_output, [&] {
+                                          return shape_of_conv(op, grad_output.dim(0), weight.dim(1), height, width,
+                                                               weight.dim(0), weight.dim(2), weight.dim(3), options,
+                                                               std::to_string(height) + "x" + std::to_string(width));
+                                        });
   Tensor value = tensor_of(s.batch, s.channels, height, width);
   backward_kernel(s, nullptr, weight.value().data(), grad_output.value().data(), value.data(), nullptr, nullptr);
   // Linear in both inputs: d/d grad_output is conv2d with the same weight, d/d weight is the
@@ -326,13 +354,12 @@ Var conv2d_input_grad(Var grad_output, Var weight, std::size_t height, std::size
 Var conv2d_weight_grad(Var input, Var grad_output, std::size_t kernel_h, std::size_t kernel_w,
                        const Conv2dOptions& options) {
   const char* op = "conv2d_weight_grad";
-  if (input.ndim() != 4 || grad_output.ndim() != 4)
-    throw_shape_error(op, "expected input [N, C, H, W] and grad_output [N, O, OH, OW], got " +
-                              shape_string(input.value()) + " and " + shape_string(grad_output.value()));
-  const ConvShape s = shape_of_conv(op, input.dim(0), input.dim(1), input.dim(2), input.dim(3),
-                                    grad_output.dim(1), kernel_h, kernel_w, options,
-                                    shape_string(input.value()));
-  check_gradient_shape(op, s, grad_output);
+  const ConvShape s = check_gradient_op(op, input, grad_output, "input [N, C, H, W] and grad_output [N, O, OH, OW]",
+                                        grad_output, [&] {
+                                          return shape_of_conv(op, input.dim(0), input.dim(1), input.dim(2), input.dim(3),
+                                                               grad_output.dim(1), kernel_h, kernel_w, options,
+                                                               shape_string(input.value()));
+                                        });
   Tensor value = tensor_of(s.out_channels, s.channels, kernel_h, kernel_w);
   backward_kernel(s, input.value().data(), nullptr, grad_output.value().data(), nullptr, value.data(), nullptr);
   return input.tape().record(

@@ -29,6 +29,10 @@ struct Conv2dOptions {
   int dilation = 1;
 };
 
+// The output size along one axis (OH from H and KH, or OW from W and KW), as conv2d computes
+// it; <= 0 when the window does not fit.
+int conv2d_output_size(int input, int kernel, const Conv2dOptions& options = {});
+
 // Throws ShapeError naming the shapes when the channels disagree, the window does not fit
 // (output size <= 0), or stride / dilation are not positive, padding negative.
 Var conv2d(Var input, Var weight, Var bias, const Conv2dOptions& options = {});

@@ -19,9 +19,7 @@ struct Rows {
 };
 
 Rows rows_around(const char* op, const Shape& shape, int axis) {
-  int a = axis < 0 ? axis + static_cast<int>(shape.size()) : axis;
-  if (a < 0 || a >= static_cast<int>(shape.size()))
-    throw_shape_error(op, "axis " + std::to_string(axis) + " out of range for shape " + shape_string(shape));
+  const int a = normalise_axis(op, axis, shape);
   Rows r;
   for (int d = 0; d < a; ++d) r.outer *= shape[d];
   r.length = shape[a];

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "stn/framework/error.h"
+#include "stn/framework/kernels/buffers.h"
 #include "stn/framework/kernels/conv.h"
 
 namespace stn {
@@ -53,12 +54,11 @@ PoolShape check_pool2d(const char* op, const Var& input, const Pool2dOptions& op
   return s;
 }
 
-std::size_t plane_size(int height, int width) { return static_cast<std::size_t>(height) * width; }
+using kernels::plane_size;
 
-// Pooling is a single pass over memory: below this many input elements a second thread costs
-// more to wake (much more on a busy machine) than it saves.
+// Pooling is a single pass over memory: threads from 64 Ki input elements on.
 bool worth_threads(const PoolShape& s) {
-  return static_cast<double>(s.planes()) * s.height * s.width >= 64.0 * 1024;
+  return kernels::worth_threads(static_cast<double>(s.planes()) * s.height * s.width, 64.0 * 1024);
 }
 
 using Indices = std::shared_ptr<const std::vector<std::int32_t>>;
@@ -126,6 +126,11 @@ Var avg_pool2d_backward(Var grad_output, const PoolShape& s, const Pool2dOptions
 }
 
 }  // namespace
+
+int pool2d_output_size(int input, const Pool2dOptions& options) {
+  const int stride = options.stride == -1 ? options.kernel : options.stride;
+  return Window2d::output_size(input, options.kernel, stride, options.padding, 1);
+}
 
 Var max_pool2d(Var input, const Pool2dOptions& options) {
   const PoolShape s = check_pool2d("max_pool2d", input, options);

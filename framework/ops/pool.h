@@ -22,6 +22,10 @@ struct Pool2dOptions {
 // Saves, per output element, the int32 index of the chosen input in its plane; the gradient
 // goes to that element only (ties: the first maximum in the window, in row-major order, as
 // PyTorch).
+// The output size along one axis, as max_pool2d and avg_pool2d compute it; <= 0 when the
+// window does not fit.
+int pool2d_output_size(int input, const Pool2dOptions& options = {});
+
 Var max_pool2d(Var input, const Pool2dOptions& options = {});
 
 Var avg_pool2d(Var input, const Pool2dOptions& options = {});

@@ -15,10 +15,7 @@ namespace {
 std::vector<bool> reduced_axes(const char* op, const Shape& shape, const std::vector<int>& axes) {
   std::vector<bool> reduced(shape.size(), axes.empty());
   for (int axis : axes) {
-    int a = axis < 0 ? axis + static_cast<int>(shape.size()) : axis;
-    if (a < 0 || a >= static_cast<int>(shape.size()))
-      throw_shape_error(op, "axis " + std::to_string(axis) + " out of range for shape " +
-                                shape_string(shape));
+    const int a = normalise_axis(op, axis, shape);
     if (reduced[a]) throw_shape_error(op, "axis " + std::to_string(axis) + " given twice");
     reduced[a] = true;
   }

@@ -9,14 +9,6 @@ namespace stn {
 
 namespace {
 
-int normalise_axis(const char* op, int axis, std::size_t rank) {
-  int a = axis < 0 ? axis + static_cast<int>(rank) : axis;
-  if (a < 0 || a >= static_cast<int>(rank))
-    throw_shape_error(op, "axis " + std::to_string(axis) + " out of range for rank " +
-                              std::to_string(rank));
-  return a;
-}
-
 // A view of a shape as (outer, axis, inner) around one axis, for concat and slice.
 struct AxisSplit {
   std::size_t outer = 1, length = 1, inner = 1;
@@ -74,7 +66,7 @@ Var reshape(Var x, const std::vector<std::int64_t>& shape) {
 
 Var flatten(Var x, int start_axis) {
   const Shape shape = x.shape();
-  int start = normalise_axis("flatten", start_axis, shape.size());
+  int start = normalise_axis("flatten", start_axis, shape);
   std::vector<std::int64_t> target;
   for (int d = 0; d < start; ++d) target.push_back(static_cast<std::int64_t>(shape[d]));
   target.push_back(-1);
@@ -91,7 +83,7 @@ Var permute(Var x, const std::vector<int>& order) {
   std::vector<int> axes(rank);
   std::vector<bool> used(rank, false);
   for (std::size_t i = 0; i < rank; ++i) {
-    axes[i] = normalise_axis("permute", order[i], rank);
+    axes[i] = normalise_axis("permute", order[i], shape);
     if (used[axes[i]]) throw_shape_error("permute", "axis " + std::to_string(order[i]) + " repeated");
     used[axes[i]] = true;
   }
@@ -136,18 +128,18 @@ Var permute(Var x, const std::vector<int>& order) {
 }
 
 Var transpose(Var x, int axis0, int axis1) {
-  const std::size_t rank = x.ndim();
-  std::vector<int> order(rank);
-  for (std::size_t i = 0; i < rank; ++i) order[i] = static_cast<int>(i);
-  std::swap(order[normalise_axis("transpose", axis0, rank)],
-            order[normalise_axis("transpose", axis1, rank)]);
+  const Shape shape = x.shape();
+  std::vector<int> order(shape.size());
+  for (std::size_t i = 0; i < shape.size(); ++i) order[i] = static_cast<int>(i);
+  std::swap(order[normalise_axis("transpose", axis0, shape)],
+            order[normalise_axis("transpose", axis1, shape)]);
   return permute(x, order);
 }
 
 Var concat(const std::vector<Var>& xs, int axis) {
   if (xs.empty()) throw_shape_error("concat", "no inputs");
   const Shape first = xs[0].shape();
-  const int a = normalise_axis("concat", axis, first.size());
+  const int a = normalise_axis("concat", axis, first);
   Shape out_shape = first;
   out_shape[a] = 0;
   std::vector<std::size_t> lengths;
@@ -199,7 +191,7 @@ Var concat(const std::vector<Var>& xs, int axis) {
 
 Var slice(Var x, int axis, std::int64_t start, std::int64_t end) {
   const Shape shape = x.shape();
-  const int a = normalise_axis("slice", axis, shape.size());
+  const int a = normalise_axis("slice", axis, shape);
   const auto length = static_cast<std::int64_t>(shape[a]);
   if (start < 0) start += length;
   if (end < 0) end += length;

@@ -52,9 +52,7 @@ Tensor empty_grid(const kernels::GridGeometry& geometry) {
 std::size_t tps_count(const Tensor& theta) {
   const Shape shape = shape_of(theta);
   const std::size_t count = shape.size() == 3 ? shape[1] : 0;
-  std::size_t side = 0;
-  while ((side + 1) * (side + 1) <= count) ++side;
-  if (shape.size() != 3 || shape[0] < 1 || shape[2] != 2 || side < 2 || side * side != count)
+  if (shape.size() != 3 || shape[0] < 1 || shape[2] != 2 || tps_grid_side(count) == 0)
     throw_shape_error("tps_grid", "theta " + shape_string(shape) +
                                       " must be [N, K, 2] with K = k * k control points, k >= 2");
   return count;
@@ -212,6 +210,8 @@ Tensor affine_grid(const Tensor& theta, std::size_t output_height, std::size_t o
   return grid;
 }
 
+// The grid ops have one input, theta, and the tape runs a backward only when an input needs a
+// gradient: ctx.grad(0) is never null in their backwards.
 Var affine_grid(Var theta, std::size_t output_height, std::size_t output_width,
                 bool align_corners) {
   Tensor grid = affine_grid(theta.value(), output_height, output_width, align_corners);
@@ -219,7 +219,6 @@ Var affine_grid(Var theta, std::size_t output_height, std::size_t output_width,
       make_geometry("affine_grid", theta.value(), output_height, output_width, align_corners);
   return theta.tape().record("affine_grid", {theta}, std::move(grid),
                              [geometry](const BackwardContext& ctx) {
-                               if (!ctx.grad(0)) return;
                                kernels::affine_grid_backward(geometry, ctx.grad_output.data(),
                                                              ctx.grad(0)->data());
                              },
@@ -243,7 +242,6 @@ Var attention_grid(Var theta, std::size_t output_height, std::size_t output_widt
       make_geometry("attention_grid", theta.value(), output_height, output_width, align_corners);
   return theta.tape().record("attention_grid", {theta}, std::move(grid),
                              [geometry](const BackwardContext& ctx) {
-                               if (!ctx.grad(0)) return;
                                kernels::attention_grid_backward(
                                    geometry, ctx.grad_output.data(), ctx.grad(0)->data());
                              },
@@ -267,7 +265,6 @@ Var projective_grid(Var theta, std::size_t output_height, std::size_t output_wid
       make_geometry("projective_grid", theta.value(), output_height, output_width, align_corners);
   return theta.tape().record("projective_grid", {theta}, std::move(grid),
                              [geometry](const BackwardContext& ctx) {
-                               if (!ctx.grad(0)) return;
                                kernels::projective_grid_backward(
                                    geometry, ctx.input(0).data(), ctx.grad_output.data(),
                                    ctx.grad(0)->data());
@@ -297,12 +294,13 @@ Var tps_grid(Var theta, std::size_t output_height, std::size_t output_width,
   auto matrix = kernels::tps_grid_matrix(count, geometry);
   return theta.tape().record(
       "tps_grid", {theta}, std::move(grid), [geometry, count, matrix](const BackwardContext& ctx) {
-        if (!ctx.grad(0)) return;
         kernels::tps_grid_backward(geometry, count, matrix->data(), ctx.grad_output.data(),
                                    ctx.grad(0)->data());
       },
       linear_grid_vjp([geometry, count, matrix] { return tps_jacobian(geometry, count, matrix->data()); }));
 }
+
+std::size_t tps_grid_side(std::size_t count) { return kernels::control_grid_side(count); }
 
 Tensor tps_control_points(std::size_t count) {
   std::vector<float> points;

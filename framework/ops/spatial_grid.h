@@ -63,4 +63,8 @@ Tensor tps_grid(const Tensor& theta, std::size_t output_height, std::size_t outp
 // network's regression layer starts there.
 Tensor tps_control_points(std::size_t count = 16);
 
+// The side k of a grid of K = k * k control points (k >= 2), or 0 when K is not one: the
+// one test of a TPS control-point count, for the ops, the layer and the program.
+std::size_t tps_grid_side(std::size_t count);
+
 }  // namespace stn

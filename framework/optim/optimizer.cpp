@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace stn {
 
@@ -27,6 +28,26 @@ void check_learning_rate(const char* name, float learning_rate) {
                                 std::to_string(learning_rate));
 }
 
+// Tape::backward and zero_grad() give a gradient its value's shape, and the state buffers are
+// sized when the optimizer is built: a mismatch means a value replaced by one of another
+// shape since, and the loops below would run past a buffer.
+void check_sizes(const char* optimizer, const Parameter& p, std::size_t state_size) {
+  const std::size_t n = p.value.size();
+  if (p.grad.size() != n || state_size != n)
+    throw std::logic_error(std::string(optimizer) + ": parameter '" + p.name + "' has " + std::to_string(n) +
+                           " values but a gradient of " + std::to_string(p.grad.size()) + " and optimizer state of " +
+                           std::to_string(state_size) + " (its value changed shape after the optimizer was built)");
+}
+
+// check_sizes for every parameter before any is updated; state_size(k, p) is the size of
+// parameter k's state.
+template <class StateSize>
+void check_all_sizes(const char* optimizer, const std::vector<ParameterGroup>& groups, StateSize state_size) {
+  std::size_t k = 0;
+  for (const ParameterGroup& group : groups)
+    for (const Parameter* p : group.parameters) check_sizes(optimizer, *p, state_size(k++, *p));
+}
+
 std::vector<Tensor> zeros_like_all(const std::vector<ParameterGroup>& groups) {
   std::vector<Tensor> buffers;
   for (const ParameterGroup& group : groups)
@@ -48,6 +69,9 @@ SGD::SGD(std::vector<ParameterGroup> groups, const SgdOptions& options)
 }
 
 void SGD::step() {
+  check_all_sizes("SGD", groups_, [&](std::size_t k, const Parameter& p) {
+    return velocity_.empty() ? p.value.size() : velocity_[k].size();
+  });
   std::size_t k = 0;
   for (ParameterGroup& group : groups_) {
     const float lr = learning_rate_ * group.learning_rate_scale;
@@ -55,10 +79,6 @@ void SGD::step() {
       float* w = p->value.data();
       const float* g = p->grad.data();
       const std::size_t n = p->value.size();
-      if (p->grad.size() != n) {  // never reached by a backward: nothing to do
-        ++k;
-        continue;
-      }
       if (velocity_.empty()) {
         for (std::size_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + options_.weight_decay * w[i]);
       } else {
@@ -98,6 +118,7 @@ Adam::Adam(std::vector<ParameterGroup> groups, const AdamOptions& options)
 }
 
 void Adam::step() {
+  check_all_sizes("Adam", groups_, [&](std::size_t k, const Parameter&) { return first_moment_[k].size(); });
   ++steps_;
   const double t = static_cast<double>(steps_);
   const float correction1 = static_cast<float>(1.0 - std::pow(options_.beta1, t));
@@ -107,10 +128,6 @@ void Adam::step() {
     const float step_size = learning_rate_ * group.learning_rate_scale / correction1;
     for (Parameter* p : group.parameters) {
       const std::size_t n = p->value.size();
-      if (p->grad.size() != n) {
-        ++k;
-        continue;
-      }
       float* w = p->value.data();
       const float* g = p->grad.data();
       float* m = first_moment_[k].data();

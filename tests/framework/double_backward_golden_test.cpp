@@ -231,16 +231,6 @@ Var apply_op(const json& c, const std::vector<Var>& x) {
   throw std::runtime_error("unknown op " + op);
 }
 
-// sum_i sum(g_i * v_i), on the tape.
-Var directional(Tape& tape, const std::vector<Var>& grads, const std::vector<Tensor>& directions) {
-  Var total;
-  for (std::size_t i = 0; i < grads.size(); ++i) {
-    Var term = sum(mul(grads[i], tape.constant(directions[i])));
-    total = total.valid() ? add(total, term) : term;
-  }
-  return total;
-}
-
 class DoubleBackwardGolden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(DoubleBackwardGolden, MatchesReference) {
@@ -301,7 +291,7 @@ TEST_P(DoubleBackwardGolden, MatchesReference) {
   std::vector<Tensor> directions;
   for (const json& v : c.at("directions")) directions.push_back(tensor_from_json(v, "direction"));
   ASSERT_EQ(directions.size(), wrt.size());
-  const std::vector<Var> hvp = grad(directional(tape, grads, directions), wrt);
+  const std::vector<Var> hvp = grad(inner_product(tape, grads, directions), wrt);
   ASSERT_EQ(hvp.size(), wrt.size());
   for (std::size_t j = 0; j < wrt.size(); ++j)
     expect_close(hvp[j].value(), tensor_from_json(c.at("hvp").at(j), "hvp " + names[j]),
@@ -318,7 +308,7 @@ TEST_P(DoubleBackwardGolden, MatchesReference) {
       std::vector<Tensor> one_hot;
       for (const Var& x : wrt) one_hot.push_back(zeros(x.shape()));
       one_hot[j].data()[e] = 1.0f;
-      const std::vector<Var> column = grad(directional(tape, grads, one_hot), wrt);
+      const std::vector<Var> column = grad(inner_product(tape, grads, one_hot), wrt);
       ASSERT_EQ(column.size(), wrt.size());
       for (std::size_t i = 0; i < wrt.size(); ++i)
         for (std::size_t k = 0; k < wrt[i].numel(); ++k)

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
 
 #include "stn/framework/optim/optimizer.h"
 #include "stn/framework/optim/schedule.h"
@@ -55,6 +58,29 @@ TEST(Sgd, PlainMomentumNesterovAndWeightDecay) {
     SGD sgd({{{&p}}}, {.learning_rate = 0.1f, .weight_decay = 0.5f});
     auto v = run(sgd, p, {0.0f});
     EXPECT_NEAR(v[0], 2.0f - 0.1f * 1.0f, 1e-6);
+  }
+}
+
+// A value replaced by one of another shape after the optimizer was built would make step()
+// read past the gradient and the state buffers: it must refuse, naming the parameter.
+TEST(Optimizers, RefuseAParameterWhoseShapeChanged) {
+  for (const bool adam : {false, true}) {
+    Parameter p("layer.weight", tensor_from({2}, {1.0f, 2.0f}));
+    std::unique_ptr<Optimizer> optimizer;
+    if (adam) optimizer = std::make_unique<Adam>(std::vector<ParameterGroup>{{{&p}}}, AdamOptions{.learning_rate = 0.1f});
+    else optimizer = std::make_unique<SGD>(std::vector<ParameterGroup>{{{&p}}}, SgdOptions{.learning_rate = 0.1f, .momentum = 0.9f});
+    optimizer->step();
+    p.value = tensor_from({3}, {1.0f, 2.0f, 3.0f});
+    try {
+      optimizer->step();
+      ADD_FAILURE() << (adam ? "Adam" : "SGD") << " stepped a parameter whose shape changed";
+    } catch (const std::logic_error& e) {
+      EXPECT_EQ(std::string(e.what()),
+                std::string(adam ? "Adam" : "SGD") +
+                    ": parameter 'layer.weight' has 3 values but a gradient of 2 and optimizer state of 2 (its value "
+                    "changed shape after the optimizer was built)");
+    }
+    EXPECT_EQ(p.value.data()[2], 3.0f) << "nothing may be updated before the refusal";
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "stn/framework/ops/loss.h"
 #include "stn/framework/optim/optimizer.h"
@@ -44,6 +45,22 @@ TEST(Models, ParameterCountsWithinTenPercentPerExperiment) {
     EXPECT_LE(static_cast<double>(largest), 1.10 * static_cast<double>(smallest))
         << e.name << ": counts from " << smallest << " to " << largest;
   }
+}
+
+// The counts the equal-budget sizing reads without building a model (from the layers'
+// output sizes and parameter counts) are the built models' counts.
+TEST(Models, CountsWithoutBuildingMatchTheBuiltModels) {
+  for (const Experiment& e : kExperiments) {
+    for (const CnnOptions options : {CnnOptions{}, CnnOptions{.conv1_filters = 32, .conv2_filters = 17}}) {
+      Generator g(0);
+      EXPECT_EQ(cnn_parameter_count(e.input, options), make_cnn(e.input, g, options)->parameter_count()) << e.name;
+    }
+    for (const FcnOptions options : {FcnOptions{}, FcnOptions{.hidden_units = 37, .hidden_layers = 3}}) {
+      Generator g(0);
+      EXPECT_EQ(fcn_parameter_count(e.input, options), make_fcn(e.input, g, options)->parameter_count()) << e.name;
+    }
+  }
+  EXPECT_THROW(cnn_parameter_count(InputSpec{.height = 21, .width = 28}), std::invalid_argument);
 }
 
 TEST(Models, EveryModelTrainsAFewIterations) {
