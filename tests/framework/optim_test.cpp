@@ -52,6 +52,8 @@ TEST(Sgd, PlainMomentumNesterovAndWeightDecay) {
     EXPECT_NEAR(v[0], 1.0f - 0.19f, 1e-6);
     // step 2: buf 0.4, update -0.5 + 0.36 = -0.14
     EXPECT_NEAR(v[1], 0.81f + 0.014f, 1e-6);
+    // step 3: buf 0.36 + 2 = 2.36, update 2 + 0.9 * 2.36 = 4.124
+    EXPECT_NEAR(v[2], 0.824f - 0.4124f, 1e-6);
   }
   {
     Parameter p("w", tensor_from({1}, {2.0f}));

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "stn/framework/ops/loss.h"
@@ -87,6 +88,94 @@ TEST(Models, EveryModelTrainsAFewIterations) {
         if (step == 0) first = last;
       }
       EXPECT_LT(last, first) << name << " on " << e.name;
+    }
+  }
+}
+
+// The loss-falls test above passes with a dead transformer (the classifier alone lowers the
+// loss). Here every transformer model takes one SGD step of its transformers' parameters
+// alone (localisation network and regression layer; the classifier stays frozen) on a fixed
+// batch, and is compared with its unchanged copy. To first order in the learning rate the
+// step lowers the loss by lr * |g_transformer|^2, so the stepped model must end lower, and
+// theta must move. A gradient that does not reach theta leaves the model as it was; a wrong
+// one raises the loss. Two things keep the first-order argument sound:
+// - only the transformers step: stepping the classifier too adds a cross term of second
+//   order that, with theta's gradient small at the start, can outweigh the gain;
+// - theta starts 0.3 pixels (a translation) off the identity: at the identity a 28x28 output
+//   of a 28x28 input samples exactly on pixel centres, where bilinear sampling has a kink (the
+//   sampler's gradient is the right-sided one), and a step to the left can raise the loss
+//   (it did for the attention and projective models on noise images).
+struct TransformerStep {
+  float loss_before = 0.0f, loss_after = 0.0f;
+  float theta_change = 0.0f;  // max |theta after - theta before| over the batch
+};
+
+struct BatchResult {
+  float loss;
+  std::vector<float> thetas;  // every transformer's theta, one after the other
+};
+
+BatchResult run_batch(Module& model, const Tensor& images, const std::vector<std::int32_t>& labels,
+                      Tape& tape) {
+  BatchResult result{cross_entropy(model.forward(tape.input(images)), labels).value()(), {}};
+  for (const SpatialTransformer* transformer : find_transformers(model)) {
+    const Tensor& theta = transformer->result_on(tape)->theta.value();
+    result.thetas.insert(result.thetas.end(), theta.data(), theta.data() + theta.size());
+  }
+  return result;
+}
+
+// Adds a translation of 0.3 input pixels in x and y to the regression bias (theta's start).
+void translate_off_pixel_centres(SpatialTransformer& transformer, const InputSpec& input) {
+  float* bias = transformer.regression().bias()->value.data();
+  const float shift_x = 0.6f / static_cast<float>(input.width), shift_y = 0.6f / static_cast<float>(input.height);
+  switch (transformer.options().kind) {
+    case TransformKind::affine:
+    case TransformKind::projective: bias[2] += shift_x, bias[5] += shift_y; break;
+    case TransformKind::attention: bias[1] += shift_x, bias[2] += shift_y; break;
+    case TransformKind::tps:
+      for (int k = 0; k < transformer.options().tps_points; ++k) bias[2 * k] += shift_x, bias[2 * k + 1] += shift_y;
+      break;
+  }
+}
+
+TransformerStep step_transformers(const std::string& name, const InputSpec& input) {
+  Generator init(5);
+  std::shared_ptr<Module> model = make_model(name, input, init);
+  std::vector<Parameter*> transformer_parameters;
+  for (SpatialTransformer* transformer : find_transformers(*model)) {
+    translate_off_pixel_centres(*transformer, input);
+    for (Parameter* p : transformer->localisation_parameters()) transformer_parameters.push_back(p);
+  }
+  SGD optimizer({{transformer_parameters}}, {.learning_rate = 0.02f});
+  Generator g(9);
+  const std::size_t batch = 8;
+  Tensor images = test::random_tensor({batch, static_cast<std::size_t>(input.channels),
+                                       static_cast<std::size_t>(input.height), static_cast<std::size_t>(input.width)},
+                                      g, 0.0f, 1.0f);
+  std::vector<std::int32_t> labels(batch);
+  for (std::size_t i = 0; i < batch; ++i) labels[i] = static_cast<std::int32_t>(i % input.classes);
+  Tape before_tape;
+  const BatchResult before = run_batch(*model, images, labels, before_tape);
+  before_tape.backward(cross_entropy(model->forward(before_tape.input(images)), labels));
+  optimizer.step();
+  Tape after_tape;
+  const BatchResult after = run_batch(*model, images, labels, after_tape);
+  TransformerStep step{before.loss, after.loss, 0.0f};
+  for (std::size_t i = 0; i < before.thetas.size(); ++i)
+    step.theta_change = std::max(step.theta_change, std::abs(after.thetas[i] - before.thetas[i]));
+  return step;
+}
+
+TEST(Models, EveryTransformerLearns) {
+  for (const Experiment& e : kExperiments) {
+    for (const std::string& name : models_for(e.name)) {
+      if (name.find("st-") == std::string::npos) continue;
+      const TransformerStep step = step_transformers(name, e.input);
+      const std::string where = name + " on " + e.name + ": loss " + std::to_string(step.loss_before) + " -> " +
+                                std::to_string(step.loss_after) + ", theta moved " + std::to_string(step.theta_change);
+      EXPECT_GT(step.theta_change, 1e-4f) << where << ": theta did not move";
+      EXPECT_LT(step.loss_after, step.loss_before) << where << ": the transformers' step did not lower the loss";
     }
   }
 }
