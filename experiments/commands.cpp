@@ -9,6 +9,8 @@
 
 #include <fmt/core.h>
 
+#include <nlohmann/json.hpp>
+
 #include "stn/experiments/datasets.h"
 #include "stn/experiments/run_dir.h"
 #include "stn/experiments/distorted.h"

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "stn/framework/io/atomic_file.h"
 #include "stn/experiments/canvas.h"
 #include "stn/framework/io/png.h"

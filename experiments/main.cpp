@@ -21,6 +21,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <nlohmann/json.hpp>
+
 #include "stn/experiments/commands.h"
 #include "stn/experiments/presets.h"
 #include "stn/experiments/train.h"

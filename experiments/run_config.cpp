@@ -4,6 +4,8 @@
 #include <regex>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "stn/framework/error.h"
 #include "stn/framework/io/atomic_file.h"
 

@@ -21,6 +21,8 @@
 
 #include <fmt/core.h>
 
+#include <nlohmann/json.hpp>
+
 #include "stn/experiments/build_info.h"
 #include "stn/experiments/checkpoint.h"
 #include "stn/experiments/datasets.h"

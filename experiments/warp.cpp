@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 
+#include <nlohmann/json.hpp>
+
 #include "stn/experiments/datasets.h"
 #include "stn/experiments/run_dir.h"
 #include "stn/framework/data/mnist.h"

@@ -1,5 +1,5 @@
 // The framework's seedable random generator. Every random draw (initialisation, data order,
-// dropout masks, distortions) goes through a Generator that the caller passes in: there is
+// dropout masks, augmentations) goes through a Generator that the caller passes in: there is
 // no process-wide one, so two models (or two replicas of one) never share random state by
 // accident, and a run is reproducible from its seeds. The bit generator is std::mt19937_64 (fully specified by the standard); the
 // conversions to floats below are our own, so results do not depend on the standard

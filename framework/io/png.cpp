@@ -16,9 +16,11 @@ namespace {
 
 // Every allocation stb's decoder makes goes through these, so that the decoder works within
 // a budget (a hostile header cannot make it ask for gigabytes) and a failed allocation is
-// counted and reported instead of being mistaken for bad data. The budget is per thread
-// (read_image resets it), with a header before each block recording its size.
-std::size_t limit = kDefaultImageMemoryLimit;
+// counted and reported instead of being mistaken for bad data. stb's allocation hooks are
+// plain functions, so the budget of the read in progress lives in these thread-local
+// variables, set by read_image for the length of the call; a header before each block
+// records its size.
+thread_local std::size_t limit = kDefaultImageMemoryLimit;
 thread_local std::size_t in_use = 0;
 thread_local bool failed = false;
 constexpr std::size_t kHeader = 16;  // keeps the blocks 16-byte aligned
@@ -145,7 +147,7 @@ void check_png_chunks(const std::string& bytes, const std::string& where) {
 
 }  // namespace
 
-Tensor read_image(const std::string& path) {
+Tensor read_image(const std::string& path, const ImageReadOptions& options) {
   const std::string bytes = read_file(path);
   if (bytes.size() > static_cast<std::size_t>(INT_MAX))
     throw DataError(path + ": file is too large to be an image");
@@ -153,6 +155,7 @@ Tensor read_image(const std::string& path) {
   const auto* buffer = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int length = static_cast<int>(bytes.size());
 
+  image_memory::limit = options.memory_limit;
   image_memory::in_use = 0;
   image_memory::failed = false;
   // The header alone first, so that the size is checked before stb allocates for it.
@@ -181,9 +184,6 @@ Tensor read_image(const std::string& path) {
       image.data()[channel * plane + pixel] = pixels.get()[pixel * channels + channel] / 255.0f;
   return image;
 }
-
-void set_image_memory_limit(std::size_t bytes) { image_memory::limit = bytes; }
-std::size_t image_memory_limit() { return image_memory::limit; }
 
 std::string encode_png(const std::uint8_t* pixels, int width, int height, int channels) {
   if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide || channels < 1 ||

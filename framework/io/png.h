@@ -18,13 +18,16 @@ constexpr std::size_t kMaxImagePixels = std::size_t{1} << 26;  // 8192 x 8192
 // image of 2^26 pixels; a 16-bit RGBA one that large needs more). A file that needs more
 // gets a DataError saying so, before the machine runs out.
 constexpr std::size_t kDefaultImageMemoryLimit = std::size_t{1} << 30;
-void set_image_memory_limit(std::size_t bytes);  // for tests and the fuzz target
-std::size_t image_memory_limit();
+
+struct ImageReadOptions {
+  std::size_t memory_limit = kDefaultImageMemoryLimit;  // bytes the decoder may allocate
+};
 
 // A [C, H, W] tensor of values in [0, 1]: C = 1 for grey (alpha dropped), 3 for colour
 // (alpha dropped). Errors are stn::DataError naming the file and the reason (stb_image's,
-// the size limits, or the decoder running out of memory).
-Tensor read_image(const std::string& path);
+// the size limits, or the decoder running out of memory). Safe to call from several
+// threads at once, each read with its own limit.
+Tensor read_image(const std::string& path, const ImageReadOptions& options = {});
 
 // Writes an [H, W] or [C, H, W] image (C = 1 or 3) as PNG, atomically. Values are clamped
 // to [0, 1] and NaN is written as 0. A bad shape is a stn::ShapeError.

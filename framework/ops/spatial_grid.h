@@ -31,7 +31,7 @@
 //
 // Errors: theta of the wrong shape, a zero output size or a non-finite theta throw
 // ShapeError / std::invalid_argument naming the op and the shape or value.
-// The Tensor overloads compute the same grids without a tape (data distortion, viewing).
+// The Tensor overloads compute the same grids without a tape (data augmentation, viewing).
 #pragma once
 
 #include <cstddef>

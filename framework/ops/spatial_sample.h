@@ -43,7 +43,7 @@ using kernels::SampleMode;
 
 Var grid_sample(Var input, Var sampling_grid, const GridSampleOptions& options = {});
 
-// The same without a tape (data distortion, viewing).
+// The same without a tape (data augmentation, viewing).
 Tensor grid_sample(const Tensor& input, const Tensor& sampling_grid,
                    const GridSampleOptions& options = {});
 

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "stn/experiments/run_config.h"
 #include "stn/framework/error.h"
 #include "fuzz_util.h"

@@ -18,15 +18,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::size_t limit = std::size_t{4096} << (data[0] % 14);
   const std::string& path = input.write(data + 1, size - 1);
-  stn::set_image_memory_limit(limit);
   try {
-    const stn::Tensor image = stn::read_image(path);
+    const stn::Tensor image = stn::read_image(path, {.memory_limit = limit});
     // The decoder's 8-bit buffer of the pixels had to fit.
     FUZZ_CHECK(image.size() <= limit, "an image of %zu values came through a %zu-byte limit", image.size(), limit);
   } catch (const stn::DataError& error) {
     FUZZ_CHECK(std::strncmp(error.what(), path.c_str(), path.size()) == 0,
                "message does not start with the path: %s", error.what());
   }
-  stn::set_image_memory_limit(stn::kDefaultImageMemoryLimit);
   return 0;
 }

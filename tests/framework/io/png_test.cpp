@@ -28,9 +28,9 @@ void expect_close_to_quantized(const Tensor& actual, const Tensor& expected) {
     ASSERT_NEAR(actual.data()[i], expected.data()[i], 0.5f / 255.0f + 1e-6f) << i;
 }
 
-void expect_read_rejected(const std::string& path, const std::string& problem) {
+void expect_read_rejected(const std::string& path, const std::string& problem, const ImageReadOptions& options = {}) {
   try {
-    read_image(path);
+    read_image(path, options);
     ADD_FAILURE() << "read an image that should fail with '" << problem << "'";
   } catch (const DataError& error) {
     const std::string message = error.what();
@@ -150,10 +150,8 @@ TEST(PngTest, ReadingRefusesAHeaderClaimingMoreThan2To26Pixels) {
 TEST(PngTest, ADecoderOutOfMemoryIsADataErrorNamingTheFile) {
   TempDir directory;
   write_png(directory.file("big.png"), gradient({1, 512, 512}));
-  const std::size_t previous = image_memory_limit();
-  set_image_memory_limit(64 << 10);
-  expect_read_rejected(directory.file("big.png"), "cannot read image: out of memory (the decoder needs more than its limit of 64 KiB)");
-  set_image_memory_limit(previous);
+  expect_read_rejected(directory.file("big.png"), "cannot read image: out of memory (the decoder needs more than its limit of 64 KiB)",
+                       {.memory_limit = 64 << 10});
   EXPECT_EQ(shape_of(read_image(directory.file("big.png"))), (Shape{1, 512, 512}));
 }
 
