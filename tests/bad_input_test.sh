@@ -92,7 +92,7 @@ variant idx-directory; rm idx-directory/t10k-images-idx3-ubyte; mkdir idx-direct
 mkdir -p empty-dir
 # Training and test images of different sizes, and images too small for the CNN.
 fake_mnist mixed-sizes 64 16
-{ idx_header 8 16 20 20; zeros $((16 * 400)); } >mixed-sizes/t10k-images-idx3-ubyte
+{ idx_header 8 16 24 24; zeros $((16 * 576)); } >mixed-sizes/t10k-images-idx3-ubyte
 fake_mnist tiny-images 64 16
 { idx_header 8 64 1 1; zeros 64; } >tiny-images/train-images-idx3-ubyte
 { idx_header 8 16 1 1; zeros 16; } >tiny-images/t10k-images-idx3-ubyte
