@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +27,6 @@ class DataError : public std::runtime_error {
 
 // Axis `axis` of `shape` counted from the front (-1 is the last), or a ShapeError
 // "op: axis 3 out of range for shape [2, 3]".
-int normalise_axis(const std::string& op, int axis, const std::vector<std::size_t>& shape);
+int normalise_axis(const std::string& op, int axis, std::span<const std::size_t> shape);
 
 }  // namespace stn

@@ -33,8 +33,8 @@ Shape Var::shape() const { return shape_of(value()); }
 std::size_t Var::ndim() const { return value().dimension(); }
 std::size_t Var::numel() const { return value().size(); }
 std::size_t Var::dim(int axis) const {
-  const Shape shape = this->shape();
-  return shape[static_cast<std::size_t>(normalise_axis("dim", axis, shape))];
+  const auto& shape = value().shape();  // no copy: dim() runs in every op's checks
+  return shape[static_cast<std::size_t>(normalise_axis("dim", axis, {shape.data(), shape.size()}))];
 }
 bool Var::requires_grad() const { return tape().entry(index_).requires_grad; }
 const Tensor& Var::grad() const {
