@@ -5,7 +5,8 @@
 //           gradcheck, initialisers, generators, optimizers and schedules, MNIST/IDX data
 //           and loaders, npy/PNG/safetensors files, the thread count
 //   layers  modules (linear, conv, pooling, dropout, sequential), the spatial transformer,
-//           its optimizer parameter groups, saving and loading weights
+//           its optimizer parameter groups, saving and loading weights, data-parallel
+//           training over MPI (stn::distributed)
 //   models  the paper's networks by name (FCN, CNN, ST-FCN, ST-CNN, ...)
 #pragma once
 
@@ -27,6 +28,7 @@
 #include "stn/framework/tape.h"
 #include "stn/framework/tensor.h"
 #include "stn/framework/threads.h"
+#include "stn/layers/distributed.h"
 #include "stn/layers/layers.h"
 #include "stn/layers/parameter_groups.h"
 #include "stn/layers/spatial_transformer.h"

@@ -12,20 +12,28 @@ namespace {
 
 // Plain datasets: epochs of a shuffled loader; batch b is batch b % per_epoch of epoch
 // b / per_epoch.
+// With a part, the part's samples of each of those batches.
 class EpochStream : public TrainingStream {
  public:
-  EpochStream(const Dataset& data, std::size_t batch_size, std::uint64_t seed)
-      : loader_(data, LoaderOptions{.batch_size = batch_size, .shuffle = true, .drop_last = true, .seed = seed}) {
+  EpochStream(const Dataset& data, std::size_t batch_size, std::uint64_t seed, BatchPart part)
+      : loader_(data, LoaderOptions{.batch_size = batch_size, .shuffle = true, .drop_last = true, .seed = seed}),
+        part_{part.begin, std::min(part.end, batch_size)} {
     if (loader_.batches_per_epoch() == 0)
       throw std::invalid_argument("--batch " + std::to_string(batch_size) + " is larger than the training set (" +
                                   std::to_string(data.size()) + " samples)");
+    if (part_.begin >= part_.end)
+      throw std::invalid_argument("samples [" + std::to_string(part_.begin) + ", " + std::to_string(part_.end) +
+                                  ") of a batch of " + std::to_string(batch_size) + " are none");
+    whole_ = part_.begin == 0 && part_.end == batch_size;
     loader_.start_epoch(0);
   }
   void next(Batch& batch) override {
-    if (!loader_.next(batch)) {
+    Batch& into = whole_ ? batch : whole_batch_;
+    if (!loader_.next(into)) {
       loader_.start_epoch(loader_.epoch() + 1);
-      loader_.next(batch);
+      loader_.next(into);
     }
+    if (!whole_) copy_batch_rows(into, part_.begin, part_.end, batch);
   }
   void seek(std::uint64_t batch_index) override {
     const std::size_t per_epoch = loader_.batches_per_epoch();
@@ -36,12 +44,16 @@ class EpochStream : public TrainingStream {
 
  private:
   DataLoader loader_;
+  BatchPart part_;
+  bool whole_ = true;
+  Batch whole_batch_;
 };
 
 class DistortedStream : public TrainingStream {
  public:
-  DistortedStream(const Dataset& data, DistortionKind kind, std::size_t batch_size, std::uint64_t seed)
-      : batches_(data, kind, batch_size, seed) {}
+  DistortedStream(const Dataset& data, DistortionKind kind, std::size_t batch_size, std::uint64_t seed,
+                  BatchPart part)
+      : batches_(data, kind, batch_size, seed, part) {}
   void next(Batch& batch) override { batches_.next(batch); }
   void seek(std::uint64_t batch_index) override { batches_.seek(batch_index); }
 
@@ -49,8 +61,9 @@ class DistortedStream : public TrainingStream {
   DistortedBatches batches_;
 };
 
-// Rows [begin, end) of a dataset, as a dataset of its own.
-Dataset rows(const Dataset& data, std::size_t begin, std::size_t end, const std::string& name) {
+}  // namespace
+
+Dataset dataset_rows(const Dataset& data, std::size_t begin, std::size_t end, const std::string& name) {
   const auto& shape = data.images.shape();
   const std::size_t row = shape[1] * shape[2] * shape[3];
   Dataset part;
@@ -62,8 +75,6 @@ Dataset rows(const Dataset& data, std::size_t begin, std::size_t end, const std:
                      data.labels.begin() + static_cast<std::ptrdiff_t>(end));
   return part;
 }
-
-}  // namespace
 
 void require_data_directory(const std::string& directory, const std::string& what) {
   std::error_code error;
@@ -87,9 +98,9 @@ InputSpec input_spec_for(const std::string& name) {
                    .classes = distortion_classes(kind)};
 }
 
-std::unique_ptr<TrainingStream> Experiment::stream(std::size_t batch_size, std::uint64_t seed) const {
-  if (kind == DistortionKind::none) return std::make_unique<EpochStream>(train, batch_size, seed);
-  return std::make_unique<DistortedStream>(train, kind, batch_size, seed);
+std::unique_ptr<TrainingStream> Experiment::stream(std::size_t batch_size, std::uint64_t seed, BatchPart part) const {
+  if (kind == DistortionKind::none) return std::make_unique<EpochStream>(train, batch_size, seed, part);
+  return std::make_unique<DistortedStream>(train, kind, batch_size, seed, part);
 }
 
 Experiment load_experiment(const std::string& name, const ExperimentOptions& options) {
@@ -102,8 +113,8 @@ Experiment load_experiment(const std::string& name, const ExperimentOptions& opt
     if (total <= kValidationDigits)
       throw std::invalid_argument("--validation holds out the last " + std::to_string(kValidationDigits) +
                                   " training digits, but " + dir + " has only " + std::to_string(total));
-    Dataset held_out = rows(e.train, total - kValidationDigits, total, e.train.name + "[validation]");
-    e.train = rows(e.train, 0, total - kValidationDigits, e.train.name + "[train]");
+    Dataset held_out = dataset_rows(e.train, total - kValidationDigits, total, e.train.name + "[validation]");
+    e.train = dataset_rows(e.train, 0, total - kValidationDigits, e.train.name + "[train]");
     return held_out;
   };
   // Train and test files swapped would otherwise train on 10,000 digits and test on 60,000.

@@ -38,8 +38,12 @@ struct Experiment {
   Dataset validation;           // with ExperimentOptions::validation: the held-out set, else empty
   InputSpec input;              // the models' input shape and classes
 
-  std::unique_ptr<TrainingStream> stream(std::size_t batch_size, std::uint64_t seed) const;
+  // With a part: the part's samples of each batch (one rank's share in data-parallel training).
+  std::unique_ptr<TrainingStream> stream(std::size_t batch_size, std::uint64_t seed, BatchPart part = {}) const;
 };
+
+// Rows [begin, end) of a dataset, as a dataset of its own (a copy) named `name`.
+Dataset dataset_rows(const Dataset& data, std::size_t begin, std::size_t end, const std::string& name);
 
 struct ExperimentOptions {
   std::string data_dir;                  // IDX files; empty: the dataset's default

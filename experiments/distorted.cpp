@@ -88,14 +88,15 @@ void put_rts(const RtsParameters& p, float* row) {
   row[0] = p.angle_degrees, row[1] = p.scale, row[2] = p.offset_x, row[3] = p.offset_y;
 }
 
-// Draws the parameters of every sample in order, writing the parameter table, and warps.
+// Draws the parameters of every sample in order, writes the parameter table rows of the
+// samples [begin, end) and warps those.
 template <typename Parameters, typename Draw, typename Row, typename Warp>
-Tensor draw_and_warp(std::size_t count, Tensor& table, Draw draw, Row row, Warp warp) {
+Tensor draw_and_warp(std::size_t count, BatchPart part, Tensor& table, Draw draw, Row row, Warp warp) {
   std::vector<Parameters> parameters(count);
-  for (std::size_t k = 0; k < count; ++k) {
-    parameters[k] = draw(k);
-    row(parameters[k], table.data() + k * table.shape()[1]);
-  }
+  for (std::size_t k = 0; k < count; ++k) parameters[k] = draw(k);
+  parameters.erase(parameters.begin() + static_cast<std::ptrdiff_t>(part.end), parameters.end());
+  parameters.erase(parameters.begin(), parameters.begin() + static_cast<std::ptrdiff_t>(part.begin));
+  for (std::size_t k = 0; k < parameters.size(); ++k) row(parameters[k], table.data() + k * table.shape()[1]);
   return warp(parameters);
 }
 
@@ -207,7 +208,7 @@ std::string distortion_description(DistortionKind kind) { return info(kind).desc
 std::size_t distortion_parameter_count(DistortionKind kind) { return info(kind).parameter_count; }
 
 DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
-                                 std::span<const std::size_t> digit_indices, Generator& generator) {
+                                 std::span<const std::size_t> digit_indices, Generator& generator, BatchPart part) {
   check_source(source, "distort_samples");
   if (digit_indices.empty()) throw std::invalid_argument("distort_samples: no digits to distort");
   for (std::size_t index : digit_indices)
@@ -215,11 +216,16 @@ DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
       throw std::invalid_argument("distort_samples: digit index " + std::to_string(index) + " of a dataset of " +
                                   std::to_string(source.size()));
   const std::size_t count = digit_indices.size();
+  part.end = std::min(part.end, count);
+  if (part.begin >= part.end)
+    throw std::invalid_argument("distort_samples: samples [" + std::to_string(part.begin) + ", " +
+                                std::to_string(part.end) + ") of a batch of " + std::to_string(count) + " are none");
+  const std::span<const std::size_t> kept = digit_indices.subspan(part.begin, part.end - part.begin);
   DistortedSamples samples;
-  samples.parameters = empty({count, distortion_parameter_count(kind)});
-  samples.labels.resize(count);
-  for (std::size_t k = 0; k < count; ++k) samples.labels[k] = source.labels[digit_indices[k]];
-  const Tensor digits = gather_digits(source, digit_indices);
+  samples.parameters = empty({kept.size(), distortion_parameter_count(kind)});
+  samples.labels.resize(kept.size());
+  for (std::size_t k = 0; k < kept.size(); ++k) samples.labels[k] = source.labels[kept[k]];
+  const Tensor digits = gather_digits(source, kept);
   Tensor& table = samples.parameters;
 
   switch (kind) {
@@ -228,18 +234,18 @@ DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
       break;
     case DistortionKind::r:
       samples.images = draw_and_warp<RotationParameters>(
-          count, table, [&](std::size_t) { return draw_rotation(generator); },
+          count, part, table, [&](std::size_t) { return draw_rotation(generator); },
           [](const RotationParameters& p, float* row) { row[0] = p.angle_degrees; },
           [&](const std::vector<RotationParameters>& all) { return warp_rotation(digits, all); });
       break;
     case DistortionKind::rts:
       samples.images = draw_and_warp<RtsParameters>(
-          count, table, [&](std::size_t) { return draw_rts(generator); }, put_rts,
+          count, part, table, [&](std::size_t) { return draw_rts(generator); }, put_rts,
           [&](const std::vector<RtsParameters>& all) { return warp_rts(digits, all); });
       break;
     case DistortionKind::p:
       samples.images = draw_and_warp<ProjectiveParameters>(
-          count, table, [&](std::size_t) { return draw_projective(generator); },
+          count, part, table, [&](std::size_t) { return draw_projective(generator); },
           [](const ProjectiveParameters& p, float* row) {
             row[0] = p.scale;
             std::copy(p.corner_noise.begin(), p.corner_noise.end(), row + 1);
@@ -248,7 +254,7 @@ DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
       break;
     case DistortionKind::e:
       samples.images = draw_and_warp<ElasticParameters>(
-          count, table, [&](std::size_t) { return draw_elastic(generator); },
+          count, part, table, [&](std::size_t) { return draw_elastic(generator); },
           [](const ElasticParameters& p, float* row) {
             row[0] = p.scale;
             std::copy(p.control_noise.begin(), p.control_noise.end(), row + 1);
@@ -257,7 +263,7 @@ DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
       break;
     case DistortionKind::tc:
       samples.images = draw_and_warp<ClutterParameters>(
-          count, table, [&](std::size_t k) { return draw_clutter(generator, source.size(), digit_indices[k]); },
+          count, part, table, [&](std::size_t k) { return draw_clutter(generator, source.size(), digit_indices[k]); },
           [](const ClutterParameters& p, float* row) {
             row[0] = static_cast<float>(p.digit_x), row[1] = static_cast<float>(p.digit_y);
             for (std::size_t i = 0; i < kClutterPatchCount; ++i) {
@@ -272,7 +278,7 @@ DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
       break;
     case DistortionKind::add:
       samples.images = draw_and_warp<AdditionParameters>(
-          count, table, [&](std::size_t) { return draw_addition(generator, source.size()); },
+          count, part, table, [&](std::size_t) { return draw_addition(generator, source.size()); },
           [](const AdditionParameters& p, float* row) {
             row[0] = static_cast<float>(p.second_index);
             put_rts(p.first, row + 1);
@@ -292,20 +298,25 @@ DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
 }
 
 Batch distorted_batch(const Dataset& mnist_train, DistortionKind kind, std::size_t batch_size,
-                      std::uint64_t seed, std::uint64_t batch_index) {
+                      std::uint64_t seed, std::uint64_t batch_index, BatchPart part) {
   if (batch_size == 0) throw std::invalid_argument("distorted_batch: batch_size must be at least 1, got 0");
   check_source(mnist_train, "distorted_batch");
   Generator generator(splitmix64(splitmix64(seed) ^ batch_index));
   std::vector<std::size_t> indices(batch_size);
   for (std::size_t& index : indices) index = static_cast<std::size_t>(generator.below(mnist_train.size()));
-  DistortedSamples samples = distort_samples(mnist_train, kind, indices, generator);
+  DistortedSamples samples = distort_samples(mnist_train, kind, indices, generator, part);
   return Batch{std::move(samples.images), std::move(samples.labels)};
 }
 
 DistortedBatches::DistortedBatches(const Dataset& mnist_train, DistortionKind kind,
-                                   std::size_t batch_size, std::uint64_t seed)
-    : source_(&mnist_train), kind_(kind), batch_size_(batch_size), seed_(seed) {
+                                   std::size_t batch_size, std::uint64_t seed, BatchPart part)
+    : source_(&mnist_train), kind_(kind), batch_size_(batch_size), seed_(seed), part_(part) {
   if (batch_size == 0) throw std::invalid_argument("DistortedBatches: batch_size must be at least 1, got 0");
+  part_.end = std::min(part_.end, batch_size);
+  if (part_.begin >= part_.end)
+    throw std::invalid_argument("DistortedBatches: samples [" + std::to_string(part_.begin) + ", " +
+                                std::to_string(part_.end) + ") of a batch of " + std::to_string(batch_size) +
+                                " are none");
   info(kind);
   check_source(mnist_train, "DistortedBatches");
   worker_ = std::thread([this] { run_background(); });
@@ -333,7 +344,7 @@ void DistortedBatches::run_background() {
     Batch batch;
     std::exception_ptr failure;
     try {
-      batch = distorted_batch(*source_, kind_, batch_size_, seed_, index);
+      batch = distorted_batch(*source_, kind_, batch_size_, seed_, index, part_);
     } catch (...) {
       failure = std::current_exception();
     }

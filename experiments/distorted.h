@@ -58,22 +58,32 @@ struct DistortedSamples {
   Tensor parameters;                 // [B, distortion_parameter_count(kind)]
 };
 
+// Samples [begin, end) of a batch (end is clamped to the batch size): the part one rank of a
+// data-parallel run trains on. The default is the whole batch.
+struct BatchPart {
+  std::size_t begin = 0;
+  std::size_t end = static_cast<std::size_t>(-1);
+};
+
 // Distorts the digits source[digit_indices[k]], k = 0..B-1: per sample in order, draws its
 // parameters from `generator` (draw_rotation, ..., with tc's patches and add's second digit
 // taken from `source`), then warps all B in one batch. `source` must hold [N, 1, 28, 28]
 // images and N labels in [0, 10), N >= 1 (else stn::ShapeError / stn::DataError); an index
-// of N or more, or an empty index list, is a std::invalid_argument.
+// of N or more, or an empty index list, is a std::invalid_argument. With a `part`, every
+// sample's parameters are still drawn (so the generator ends where it would), but only the
+// part's samples are warped and returned: they are exactly those samples of the whole batch.
 DistortedSamples distort_samples(const Dataset& source, DistortionKind kind,
                                  std::span<const std::size_t> digit_indices,
-                                 Generator& generator);
+                                 Generator& generator, BatchPart part = {});
 
 // Training batch `batch_index` of the stream (mnist_train, kind, batch_size, seed): a pure
 // function of its arguments. A Generator is seeded with SplitMix64(SplitMix64(seed) ^
 // batch_index); it draws the batch_size digit indices uniformly with replacement (no epochs:
 // each batch is independent, so any batch can be made without its predecessors), then
-// distort_samples draws the parameters.
+// distort_samples draws the parameters. With a `part`: only those samples of the batch (an
+// empty part is a std::invalid_argument).
 Batch distorted_batch(const Dataset& mnist_train, DistortionKind kind, std::size_t batch_size,
-                      std::uint64_t seed, std::uint64_t batch_index);
+                      std::uint64_t seed, std::uint64_t batch_index, BatchPart part = {});
 
 // An endless stream of distorted training batches, distorted_batch(..., b) for b = 0, 1, 2,
 // ..., made one ahead on a background thread: while the caller trains on batch b, batch b + 1
@@ -89,9 +99,9 @@ class DistortedBatches {
   // Throws std::invalid_argument for batch_size 0, and distort_samples' errors for a source
   // it cannot use. Starts at batch 0.
   DistortedBatches(const Dataset& mnist_train, DistortionKind kind, std::size_t batch_size,
-                   std::uint64_t seed);
+                   std::uint64_t seed, BatchPart part = {});
   DistortedBatches(Dataset&& mnist_train, DistortionKind kind, std::size_t batch_size,
-                   std::uint64_t seed) = delete;
+                   std::uint64_t seed, BatchPart part = {}) = delete;
   ~DistortedBatches();
   DistortedBatches(const DistortedBatches&) = delete;
   DistortedBatches& operator=(const DistortedBatches&) = delete;
@@ -115,6 +125,7 @@ class DistortedBatches {
   DistortionKind kind_;
   std::size_t batch_size_;
   std::uint64_t seed_;
+  BatchPart part_;
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;

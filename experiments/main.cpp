@@ -6,6 +6,9 @@
 //   stn data    write a grid of a dataset's training samples
 //   stn table   collect finished runs into the paper's Table 1
 // Every subcommand prints, as its last stdout line, one JSON object with its result.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -27,6 +30,7 @@
 #include "stn/experiments/presets.h"
 #include "stn/experiments/train.h"
 #include "stn/experiments/warp.h"
+#include "stn/layers/distributed.h"
 
 namespace {
 
@@ -116,7 +120,8 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   train.option(c, "--cache", &TrainConfig::cache_dir, "Directory for the cached distorted test sets (default data/cache)");
   train.option(c, "--epochs", &TrainConfig::epochs, "Passes over the training set (default 1 when --iters is not given)");
   train.option(c, "--iters", &TrainConfig::iters, "Training iterations (instead of --epochs)");
-  train.option(c, "--batch", &TrainConfig::batch, "Batch size (default 64)");
+  train.option(c, "--batch", &TrainConfig::batch, "Batch size (default 64; under mpirun the global batch, split over the ranks)");
+  train.option(c, "--micro-batches", &TrainConfig::micro_batches, "Forward and backward each batch (each rank's share) in this many parts, summing their gradients: the same step in less memory (default 1)");
   train.option(c, "--lr", &TrainConfig::learning_rate, "Base learning rate (default 0.05)");
   train.option(c, "--opt", &TrainConfig::optimizer, "Optimizer: sgd | adam (default sgd)");
   train.option(c, "--momentum", &TrainConfig::momentum, "SGD momentum (default 0.9)");
@@ -213,10 +218,33 @@ void add_small_commands(CLI::App& app, SmallCommands& s) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // A closed stdout (`stn train | head -1`) becomes a write error that training turns into a
-  // clean stop with a checkpoint, instead of a silent death.
-  std::signal(SIGPIPE, SIG_IGN);
+namespace {
+
+// Under mpirun (stn train only): the ranks other than 0 print nothing to stdout (rank 0
+// reports the run); their errors still reach stderr, naming the rank.
+void quiet_other_ranks() {
+  if (stn::distributed::rank() == 0) return;
+  const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null >= 0) {
+    std::fflush(stdout);
+    ::dup2(null, STDOUT_FILENO);
+    ::close(null);
+  }
+}
+
+std::string rank_prefix() {
+  if (!stn::distributed::active()) return "";
+  return fmt::format(" (rank {} of {})", stn::distributed::rank(), stn::distributed::size());
+}
+
+// A failure on one rank of several ends all of them: the others would wait for it forever.
+int fail(int status) {
+  std::fflush(stdout);
+  if (stn::distributed::active()) stn::distributed::abort(status);
+  return status;
+}
+
+int run(int argc, char** argv) {
   CLI::App app{"stn: spatial transformer networks on a small reverse-mode tape framework"};
   app.require_subcommand(1);
   TrainCommand train;
@@ -231,19 +259,45 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return fail(app.exit(e));
   } catch (const stn::cli::Interrupted& e) {
+    // With several ranks they all stopped after the same step (training agrees on it).
     std::fflush(stdout);
-    fmt::print(stderr, "\nstn: {}\n", e.what());
+    if (stn::distributed::rank() == 0) fmt::print(stderr, "\nstn: {}\n", e.what());
     return 128 + e.signal;
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "\nstn: error: {}\n", e.what());
-    return 1;
+    fmt::print(stderr, "\nstn: error{}: {}\n", rank_prefix(), e.what());
+    return fail(1);
   }
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
     fmt::print(stderr, "stn: error: cannot write the result to standard output: {}\n", std::strerror(errno));
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A closed stdout (`stn train | head -1`) becomes a write error that training turns into a
+  // clean stop with a checkpoint, instead of a silent death.
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    stn::distributed::Session mpi(argc, argv);  // MPI only when mpirun started this process
+    if (stn::distributed::active()) {
+      // Only training is data-parallel; any other command would run K times over.
+      const bool training = argc > 1 && std::string(argv[1]) == "train";
+      if (!training) {
+        fmt::print(stderr, "stn: error{}: only `stn train` runs on several MPI ranks; run `stn {}` as one process, "
+                           "without mpirun\n", rank_prefix(), argc > 1 ? argv[1] : "");
+        return fail(2);
+      }
+      quiet_other_ranks();
+    }
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "stn: error: {}\n", e.what());
+    return 1;
+  }
 }

@@ -6,6 +6,8 @@
 
 #include <fmt/core.h>
 
+#include "stn/layers/distributed.h"
+
 namespace stn::cli {
 
 std::string format_duration(double seconds) {
@@ -20,7 +22,9 @@ Progress::Progress(std::string label, std::size_t total, std::size_t plain_every
       total_(total),
       plain_every_(plain_every ? plain_every : 1),
       first_(first),
-      terminal_(isatty(fileno(stdout)) != 0),
+      // Under mpirun the output reaches the terminal through the launcher's pseudo-terminal
+      // even when mpirun's own output goes to a file: plain lines there.
+      terminal_(isatty(fileno(stdout)) != 0 && distributed::launcher_size() == 0),
       start_(std::chrono::steady_clock::now()) {}
 
 void Progress::update(std::size_t done, const std::string& status) {

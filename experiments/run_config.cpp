@@ -52,7 +52,7 @@ const char* describe(Kind kind) {
 const std::map<std::string, Kind>& recorded_keys() {
   static const std::map<std::string, Kind> keys = {
       {"iterations", Kind::count}, {"params", Kind::count}, {"schedule_description", Kind::text},
-      {"training_digits", Kind::count}, {"commit", Kind::text}};
+      {"training_digits", Kind::count}, {"commit", Kind::text}, {"ranks", Kind::count}};
   return keys;
 }
 
@@ -97,6 +97,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& path) {
     throw DataError(path + ": " + flag_to_key(e.what()));
   }
   run.iterations = j.value("iterations", std::size_t{0});
+  run.ranks = j.value("ranks", std::size_t{1});
+  if (run.ranks == 0) throw DataError(path + ": key 'ranks' must be at least 1, got 0");
   if (j.contains("iterations") && (run.iterations == 0 || run.iterations > kMaxIterations))
     throw DataError(path + ": key 'iterations' must be in [1, " + std::to_string(kMaxIterations) + "], got " +
                     std::to_string(run.iterations));

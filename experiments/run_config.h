@@ -11,6 +11,7 @@ namespace stn::cli {
 struct RunConfig {
   TrainConfig config;
   std::size_t iterations = 0;  // the iteration count the run resolved to ("iterations")
+  std::size_t ranks = 1;       // the MPI processes it ran on ("ranks"; older runs: 1)
 };
 
 // Parses the text of a config.json. Every key must be one stn writes, with the type it

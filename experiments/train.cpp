@@ -39,6 +39,7 @@
 #include "stn/framework/optim/schedule.h"
 #include "stn/framework/threads.h"
 #include "stn/framework/random.h"
+#include "stn/layers/distributed.h"
 #include "stn/layers/weights.h"
 #include "stn/layers/parameter_groups.h"
 #include "stn/layers/spatial_transformer.h"
@@ -48,6 +49,7 @@ namespace stn::cli {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+namespace dist = stn::distributed;
 
 namespace {
 
@@ -63,6 +65,7 @@ void for_each_field(Config& c, Visit&& visit) {
   visit("epochs", c.epochs);
   visit("iters", c.iters);
   visit("batch", c.batch);
+  visit("micro_batches", c.micro_batches);
   visit("optimizer", c.optimizer);
   visit("lr", c.learning_rate);
   visit("momentum", c.momentum);
@@ -103,6 +106,8 @@ void TrainConfig::validate() const {
   if (batch > kMaxBatch)
     fail(fmt::format("--batch must be at most {} (got {}: memory grows with the batch, ~190 KB a sample for the CNN)",
                      kMaxBatch, batch));
+  if (micro_batches == 0 || micro_batches > batch)
+    fail(fmt::format("--micro-batches must be between 1 and the batch size ({}), got {}", batch, micro_batches));
   if (epochs && iters) fail("give --epochs or --iters, not both");
   if (iters > kMaxIterations) fail(fmt::format("--iters must be at most {}, got {}", kMaxIterations, iters));
   if (epochs > kMaxEpochs) fail(fmt::format("--epochs must be at most {}, got {}", kMaxEpochs, epochs));
@@ -195,6 +200,7 @@ class MetricsLog {
     if (descriptor_ < 0) throw std::runtime_error(path + ": cannot open for appending: " + std::strerror(errno));
     size_ = kept.size();
   }
+  MetricsLog() = default;  // writes nothing (the ranks other than 0 of a distributed run)
   ~MetricsLog() {
     if (descriptor_ >= 0) ::close(descriptor_);
   }
@@ -202,6 +208,7 @@ class MetricsLog {
   MetricsLog& operator=(const MetricsLog&) = delete;
 
   void write(const json& line) {
+    if (descriptor_ < 0) return;
     const std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     std::size_t written = 0;
     while (written < text.size()) {
@@ -250,6 +257,7 @@ Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size,
   result.seconds = seconds_since(start);
   model.train(was_training);
   if (result.samples == 0) throw std::invalid_argument("evaluate: the dataset is empty");
+  result.correct = correct;
   result.error_percent = 100.0 * static_cast<double>(result.samples - correct) / static_cast<double>(result.samples);
   result.loss = loss_total / static_cast<double>(result.samples);
   return result;
@@ -337,23 +345,31 @@ struct Run {
   Run(const TrainConfig& run_config, bool resumed_run)
       : config(run_config),
         resumed(resumed_run),
+        part(dist::share_of(config.batch)),
         experiment(load_experiment(config.dataset, experiment_options(config))),
         model_generator(config.seed),  // the initial weights (and any dropout masks)
         model(make_model(config.model, experiment.input, model_generator)),
         optimizer(make_optimizer(config, *model)),
-        stream(experiment.stream(config.batch, config.seed)),
+        stream(experiment.stream(config.batch, config.seed, BatchPart{part.begin, part.end})),
         iterations(run_length(config, experiment)),
         schedule(run_schedule(config, iterations)),
         has_transformers(!find_transformers(*model).empty()),
         evaluation(evaluation_set(config, experiment)),
         error_key(evaluation.name + "_error"),
         loss_key(evaluation.name + "_loss"),
-        weights_metadata{{"model", config.model}, {"dataset", config.dataset}, {"preset", config.preset}} {}
+        weights_metadata{{"model", config.model}, {"dataset", config.dataset}, {"preset", config.preset}} {
+    if (dist::active() || config.micro_batches > 1) reducer.emplace(*model);
+    if (dist::active()) {
+      const dist::Share share = dist::share_of(evaluation.data.size());
+      evaluation_part = dataset_rows(evaluation.data, share.begin, share.end, evaluation.data.name);
+    }
+  }
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
 
   TrainConfig config;
   bool resumed;
+  dist::Share part;  // this rank's samples of every batch: all of them in one process
   Experiment experiment;
   Generator model_generator;
   std::shared_ptr<Module> model;
@@ -375,17 +391,106 @@ struct Run {
   bool partial_window = false;
   double last_test_error = NAN;
 
+  // Several ranks: the gradients' allreduce, and this rank's share of the evaluation set.
+  std::optional<dist::GradientReducer> reducer;  // also sums micro-batches
+  Dataset evaluation_part;
+  Batch micro_batch;  // --micro-batches: the piece being trained on
+
+  // Only rank 0 writes the run directory.
+  bool writes() const { return dist::rank() == 0; }
   void checkpoint(std::size_t done) {
-    write_checkpoint(config.out, *model, *optimizer, model_generator, CheckpointState{done, train_seconds, window},
-                     config.keep_checkpoints);
+    if (dist::active()) check_ranks_agree(done);
+    if (writes())
+      write_checkpoint(config.out, *model, *optimizer, model_generator, CheckpointState{done, train_seconds, window},
+                       config.keep_checkpoints);
   }
-  void save_weights() { save_parameters(config.out + "/model.safetensors", *model, weights_metadata); }
+  void save_weights() {
+    if (writes()) save_parameters(config.out + "/model.safetensors", *model, weights_metadata);
+  }
+
+  // Every rank takes the same step from the same sum, so the models stay equal bit for bit;
+  // checked at every checkpoint, so that a checkpoint never stands for ranks that drifted.
+  void check_ranks_agree(std::size_t done) const {
+    const std::uint64_t digest = dist::parameter_digest(*model);
+    double halves[2] = {static_cast<double>(digest >> 32), static_cast<double>(digest & 0xffffffffULL)};
+    const double mine[2] = {halves[0], halves[1]};
+    dist::broadcast(std::span<double>(halves));
+    double differ = halves[0] != mine[0] || halves[1] != mine[1] ? 1.0 : 0.0;
+    dist::allreduce_sum(std::span<double>(&differ, 1));
+    if (differ > 0)
+      throw std::runtime_error(fmt::format("after iteration {}, {} of the {} ranks hold parameters that differ from "
+                                           "rank 0's (the gradient sums reached them differently); no checkpoint "
+                                           "of this iteration was written",
+                                           done, differ, dist::size()));
+  }
 };
 
-// Restores the model, optimizer, generator and stream from the newest checkpoint.
+// The run's evaluation set: with several ranks each evaluates its share and the counts are
+// summed, so every rank gets the whole set's figures.
+Evaluation evaluate_run(Run& run) {
+  if (!dist::active()) return evaluate(*run.model, run.evaluation.data);
+  Evaluation result;
+  if (run.evaluation_part.size() > 0) result = evaluate(*run.model, run.evaluation_part);
+  double sums[3] = {static_cast<double>(result.correct), result.loss * static_cast<double>(result.samples),
+                    static_cast<double>(result.samples)};
+  dist::allreduce_sum(std::span<double>(sums));
+  result.correct = static_cast<std::size_t>(sums[0]);
+  result.samples = static_cast<std::size_t>(sums[2]);
+  result.error_percent = 100.0 * (sums[2] - sums[0]) / sums[2];
+  result.loss = sums[1] / sums[2];
+  return result;
+}
+
+// A stop asked for on this rank: a signal, or (rank 0) a standard output that failed.
+int local_stop(const Progress& progress) {
+  if (progress.output_failed() && !stop_signal) stop_signal = SIGPIPE;
+  return stop_signal;
+}
+
+// The stop all ranks agree on after a step: with several ranks, a stop asked for on any of
+// them stops all of them after the same step (else the others would wait for it forever).
+// The signal reported is this rank's own, else the one the stopping ranks got (a launcher
+// sends all of them the same).
+int agreed_stop(const Progress& progress) {
+  const int mine = local_stop(progress);
+  if (!dist::active()) return mine;
+  double votes[2] = {mine ? 1.0 : 0.0, static_cast<double>(mine)};
+  dist::allreduce_sum(std::span<double>(votes));
+  if (mine) return mine;
+  return votes[0] > 0 ? static_cast<int>(votes[1] / votes[0]) : 0;
+}
+
+// Rank 0's training state on every rank, for a resumed run: the parameters, the optimizer's
+// state and step count, and where the run stands (none: rank 0 found no checkpoint).
+void broadcast_state(Run& run, std::optional<CheckpointState>& state) {
+  dist::broadcast_parameters(*run.model);
+  for (auto& [name, tensor] : run.optimizer->state()) dist::broadcast(std::span<float>(tensor->data(), tensor->size()));
+  const bool window = state && state->window;
+  double numbers[8] = {state ? 1.0 : 0.0,
+                       state ? static_cast<double>(state->iteration) : 0.0,
+                       state ? state->train_seconds : 0.0,
+                       window ? 1.0 : 0.0,
+                       window ? state->window->loss_sum : 0.0,
+                       window ? static_cast<double>(state->window->correct) : 0.0,
+                       window ? static_cast<double>(state->window->samples) : 0.0,
+                       static_cast<double>(run.optimizer->steps_taken())};
+  dist::broadcast(std::span<double>(numbers));
+  run.optimizer->set_steps_taken(static_cast<std::size_t>(numbers[7]));
+  if (numbers[0] == 0) {
+    state.reset();
+    return;
+  }
+  state = CheckpointState{static_cast<std::size_t>(numbers[1]), numbers[2], std::nullopt};
+  if (numbers[3] != 0)
+    state->window = MetricsWindow{numbers[4], static_cast<std::size_t>(numbers[5]), static_cast<std::size_t>(numbers[6])};
+}
+
+// Restores the model, optimizer, generator and stream from the newest checkpoint (with
+// several ranks: rank 0 reads it and sends it to the others).
 void resume_from_checkpoint(Run& run) {
-  std::optional<CheckpointState> state =
-      load_newest_checkpoint(run.config.out, *run.model, *run.optimizer, run.model_generator);
+  std::optional<CheckpointState> state;
+  if (run.writes()) state = load_newest_checkpoint(run.config.out, *run.model, *run.optimizer, run.model_generator);
+  if (dist::active()) broadcast_state(run, state);
   if (!state)
     throw DataError(run.config.out + ": no usable checkpoint to resume from (to start the run afresh: stn train --out " +
                     shell_quote(run.config.out) + " --overwrite, with its flags)");
@@ -413,6 +518,7 @@ void write_run_config(const Run& run) {
   config_json["training_digits"] = run.experiment.train.size();
   config_json["commit"] = build_commit();
   config_json["schedule_description"] = run.schedule.describe();
+  config_json["ranks"] = dist::size();  // MPI processes; "threads" is per process
   if (!run.has_transformers) config_json.erase("loc_lr_scale");  // no localisation net to scale
   write_file_atomically(config.out + "/config.json", config_json.dump(2) + "\n");
 }
@@ -422,21 +528,45 @@ void write_run_config(const Run& run) {
 float train_step(Run& run, Tape& tape, const Batch& batch, std::size_t iteration) {
   const auto step_start = Clock::now();
   run.optimizer->set_learning_rate(run.schedule.learning_rate(run.config.learning_rate, iteration));
-  tape.clear();
-  Var logits = run.model->forward(tape.input(batch.images));
-  Var loss = cross_entropy(logits, batch.labels);
   const std::size_t done = iteration + 1;
-  if (!std::isfinite(loss.value()())) report_non_finite(tape, done, "the loss is not finite", run.resumed);
-  tape.backward(loss);
+  const std::size_t parts = run.config.micro_batches;
+  // The batch's (this rank's share's) loss sum, correct predictions and samples.
+  double step[3] = {0.0, 0.0, 0.0};
+  float loss_value = 0.0f;
+  for (std::size_t k = 0; k < parts; ++k) {
+    const Batch* piece = &batch;
+    if (parts > 1) {
+      const dist::Share share = dist::share_of(batch.labels.size(), static_cast<int>(k), static_cast<int>(parts));
+      copy_batch_rows(batch, share.begin, share.end, run.micro_batch);
+      piece = &run.micro_batch;
+    }
+    tape.clear();
+    Var logits = run.model->forward(tape.input(piece->images));
+    Var loss = cross_entropy(logits, piece->labels);
+    if (!std::isfinite(loss.value()())) report_non_finite(tape, done, "the loss is not finite", run.resumed);
+    tape.backward(loss);
+    // The gradient of the mean loss over this piece, weighted by the piece's part of the whole
+    // batch: the sum over pieces (and ranks) is the gradient of the mean over the batch.
+    if (run.reducer) {
+      run.reducer->accumulate(static_cast<float>(piece->labels.size()) / static_cast<float>(run.config.batch));
+      if (parts > 1) run.model->zero_grad();
+    }
+    loss_value = loss.value()();
+    step[0] += loss_value * static_cast<double>(piece->labels.size());
+    step[1] += static_cast<double>(count_correct(logits.value(), piece->labels.data()));
+    step[2] += static_cast<double>(piece->labels.size());
+  }
+  if (run.reducer) run.reducer->allreduce();
   if (!gradients_finite(*run.model)) report_non_finite(tape, done, "a gradient is not finite", run.resumed);
   run.optimizer->step();
   run.optimizer->zero_grad();
-  run.train_seconds += seconds_since(step_start);
 
-  const float loss_value = loss.value()();
-  run.window.loss_sum += loss_value * static_cast<double>(batch.labels.size());
-  run.window.correct += count_correct(logits.value(), batch.labels.data());
-  run.window.samples += batch.labels.size();
+  if (dist::active()) dist::allreduce_sum(std::span<double>(step));  // the whole batch's figures, on every rank
+  if (dist::active() || parts > 1) loss_value = static_cast<float>(step[0] / step[2]);
+  run.train_seconds += seconds_since(step_start);
+  run.window.loss_sum += step[0];
+  run.window.correct += static_cast<std::size_t>(step[1]);
+  run.window.samples += static_cast<std::size_t>(step[2]);
   return loss_value;
 }
 
@@ -466,9 +596,8 @@ void log_window(Run& run, const Tape& tape, MetricsLog& metrics, Progress& progr
 
 // A signal or a closed standard output, seen after step `done`: checkpoint and stop.
 void stop_if_asked(Run& run, const Progress& progress, std::size_t done) {
-  if (progress.output_failed() && !stop_signal) stop_signal = SIGPIPE;
-  if (!stop_signal) return;
-  const int signal_number = stop_signal;
+  const int signal_number = agreed_stop(progress);
+  if (!signal_number) return;
   run.checkpoint(done);
   run.save_weights();
   throw Interrupted(signal_number,
@@ -483,24 +612,27 @@ json finish_run(Run& run, MetricsLog& metrics, Progress& progress) {
   run.save_weights();
   // A signal during the final evaluation or figures is not swallowed: the weights are final
   // and checkpointed, and a resume redoes only what follows.
-  auto check_stop = [&](const char* during) {
-    if (progress.output_failed() && !stop_signal) stop_signal = SIGPIPE;
-    if (stop_signal)
-      throw Interrupted(stop_signal, interruption(stop_signal,
-                                                  fmt::format("during {}, after all {} iterations; the final checkpoint "
-                                                              "and weights are written",
-                                                              during, run.iterations),
-                                                  config.out));
+  // Up to the end of the evaluation every rank takes part, and they stop together; after it
+  // only rank 0 works on.
+  auto check_stop = [&](const char* during, bool all_ranks) {
+    const int signal_number = all_ranks ? agreed_stop(progress) : local_stop(progress);
+    if (signal_number)
+      throw Interrupted(signal_number, interruption(signal_number,
+                                                    fmt::format("during {}, after all {} iterations; the final "
+                                                                "checkpoint and weights are written",
+                                                                during, run.iterations),
+                                                    config.out));
   };
-  check_stop("the final checkpoint");
-  Evaluation test = evaluate(*run.model, run.evaluation.data);
-  check_stop("the final evaluation");
+  check_stop("the final checkpoint", true);
+  Evaluation test = evaluate_run(run);
+  check_stop("the final evaluation", true);
+  if (!run.writes()) return {{run.error_key, test.error_percent}, {"rank", dist::rank()}};
   metrics.write({{"iter", run.iterations}, {run.error_key, test.error_percent}, {run.loss_key, test.loss}, {"final", true}});
   if (run.has_transformers && write_transformer_figure(*run.model, run.evaluation.data, 8, config.out + "/transformer.png"))
     fmt::print("transformer figure: {}/transformer.png\n", config.out);
-  check_stop("the figures");
+  check_stop("the figures", false);
   if (write_training_curves(config.out)) fmt::print("training curves: {}/curves.png\n", config.out);
-  check_stop("the figures");
+  check_stop("the figures", false);
   json summary = {{run.error_key, test.error_percent},
                   {run.loss_key, test.loss},
                   {"iters", run.iterations},
@@ -512,8 +644,10 @@ json finish_run(Run& run, MetricsLog& metrics, Progress& progress) {
                   {"preset", config.preset},
                   {"seed", config.seed},
                   {"threads", num_threads()},
+                  {"ranks", dist::size()},
                   {"commit", build_commit()},
                   {"run", config.out}};
+  if (dist::active()) summary["allreduce_seconds"] = run.reducer->seconds();
   write_file_atomically(config.out + "/result.json", summary.dump(2) + "\n");
   return summary;
 }
@@ -523,14 +657,27 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   if (config.threads > 0) set_num_threads(config.threads);
   config.threads = num_threads();  // recorded resolved: bitwise reproducibility needs the same count
   Run run(config, resume_from.has_value());
-  if (resume_from) resume_from_checkpoint(run);
-  std::filesystem::remove(config.out + "/result.json");  // present only once this run finishes
-  write_run_config(run);
-  MetricsLog metrics(config.out + "/metrics.jsonl", resume_from ? std::optional<std::size_t>(run.start) : std::nullopt);
+  if (resume_from)
+    resume_from_checkpoint(run);
+  else
+    dist::broadcast_parameters(*run.model);  // every rank starts from rank 0's weights
+  std::unique_ptr<MetricsLog> metrics;
+  if (run.writes()) {
+    std::filesystem::remove(config.out + "/result.json");  // present only once this run finishes
+    write_run_config(run);
+    metrics = std::make_unique<MetricsLog>(config.out + "/metrics.jsonl",
+                                           resume_from ? std::optional<std::size_t>(run.start) : std::nullopt);
+  } else {
+    metrics = std::make_unique<MetricsLog>();  // the other ranks' lines go nowhere
+  }
 
-  fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads -> {}\n",
+  fmt::print("training {} on {} ({} preset): {} parameters, {} iterations of batch {}, {} threads{} -> {}\n",
              config.model, config.dataset, config.preset, run.model->parameter_count(), run.iterations, config.batch,
-             num_threads(), config.out);
+             num_threads(),
+             dist::active() ? fmt::format(" on each of {} ranks (MPI; {} samples of each batch on rank 0)",
+                                          dist::size(), run.part.size())
+                            : "",
+             config.out);
   std::fflush(stdout);  // a redirected log shows the run at once, not at the first progress line
   Progress progress("train", run.iterations, std::max<std::size_t>(run.iterations / 20, 1), run.start);
   StopSignals signals;
@@ -545,14 +692,14 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
     // Both counts run over the whole run, resumed parts included.
     const double samples_per_s = static_cast<double>(done * config.batch) / std::max(run.train_seconds, 1e-9);
     if (done % config.log_every == 0 || done == run.iterations)
-      log_window(run, tape, metrics, progress, done, samples_per_s);
+      log_window(run, tape, *metrics, progress, done, samples_per_s);
     else
       progress.update(done, fmt::format("loss {:.4f}  {:.0f} samples/s", loss_value, samples_per_s));
     if (config.eval_every && done % config.eval_every == 0 && done < run.iterations) {
       tape.clear();
-      Evaluation test = evaluate(*run.model, run.evaluation.data);
+      Evaluation test = evaluate_run(run);
       run.last_test_error = test.error_percent;
-      metrics.write({{"iter", done}, {run.error_key, test.error_percent}, {run.loss_key, test.loss}});
+      metrics->write({{"iter", done}, {run.error_key, test.error_percent}, {run.loss_key, test.loss}});
       run.save_weights();
     }
     if (config.checkpoint_every && done % config.checkpoint_every == 0 && done < run.iterations) run.checkpoint(done);
@@ -560,7 +707,7 @@ json train_loop(TrainConfig config, std::optional<std::string> resume_from) {
   }
   progress.finish(fmt::format("done in {}", format_duration(run.train_seconds)));
   tape.clear();
-  return finish_run(run, metrics, progress);
+  return finish_run(run, *metrics, progress);
 }
 
 }  // namespace
@@ -577,6 +724,38 @@ json train_locked(const TrainConfig& config, std::optional<std::string> resume_f
   }
 }
 
+// With several ranks: the flags must be the same on all of them, except the thread count
+// and the paths (another host may keep the data elsewhere; only rank 0 writes the run). Every
+// rank learns whether any differs before anything is written (an --overwrite would otherwise
+// delete the old run for a job that cannot start); a rank that differs names the flags.
+void check_same_config_on_every_rank(const TrainConfig& config) {
+  if (!dist::active()) return;
+  if (config.batch < static_cast<std::size_t>(dist::size()))
+    throw std::invalid_argument(fmt::format("--batch {} is smaller than the {} ranks: every rank needs at least one "
+                                            "sample of each batch", config.batch, dist::size()));
+  json mine = config.to_json();
+  for (const char* key : {"threads", "out", "data_dir", "cache_dir"}) mine.erase(key);
+  std::string text = mine.dump();
+  dist::broadcast(text);
+  const json root = json::parse(text);
+  std::string differences;
+  for (const auto& [key, value] : root.items())
+    if (!mine.contains(key) || mine[key] != value)
+      differences += fmt::format("{}{} {} (rank 0: {})", differences.empty() ? "" : ", ", key,
+                                 mine.value(key, json()).dump(), value.dump());
+  double differ = differences.empty() ? 0.0 : 1.0;
+  dist::allreduce_sum(std::span<double>(&differ, 1));
+  if (!differences.empty())
+    throw std::invalid_argument(fmt::format("rank {} of {} was started with other training flags than rank 0: {}; "
+                                            "start every rank with the same flags (only --threads, --data, --cache "
+                                            "and --out may differ)",
+                                            dist::rank(), dist::size(), differences));
+  if (differ > 0)
+    throw std::invalid_argument(fmt::format("{} of the {} ranks were started with other training flags than rank 0 "
+                                            "(their messages name them); nothing was written",
+                                            differ, dist::size()));
+}
+
 }  // namespace
 
 json run_training(const TrainConfig& input_config, bool overwrite) {
@@ -587,19 +766,26 @@ json run_training(const TrainConfig& input_config, bool overwrite) {
   check_run_directory_path(config.out, "--out");
   require_utf8(config.data_dir, "--data");
   require_utf8(config.cache_dir, "--cache");
+  check_same_config_on_every_rank(config);
   // Before any data is read: a run directory that cannot be used fails at once.
-  RunDirectory run_directory(config.out, overwrite ? RunDirectoryMode::overwrite : RunDirectoryMode::fresh);
+  std::optional<RunDirectory> run_directory;
+  if (dist::rank() == 0)
+    run_directory.emplace(config.out, overwrite ? RunDirectoryMode::overwrite : RunDirectoryMode::fresh);
   return train_locked(config, std::nullopt);
 }
 
-json resume_training(const std::string& run_directory, std::optional<int> threads,
-                     std::optional<std::size_t> iterations) {
+namespace {
+
+// Rank 0's side of --resume: the run's config, checked, with the thread count and length
+// given now; the run directory stays locked by `lock`.
+TrainConfig resumed_config(const std::string& run_directory, std::optional<int> threads,
+                           std::optional<std::size_t> iterations, std::optional<RunDirectory>& lock) {
   check_run_directory_path(run_directory, "--resume");
   const RunConfig run = read_run_config(run_directory);
-  RunDirectory lock(run_directory, RunDirectoryMode::resume);
-  if (lock.stale_files_removed())
-    fmt::print("removed {} temporary file{} left by a killed process\n", lock.stale_files_removed(),
-               lock.stale_files_removed() == 1 ? "" : "s");
+  lock.emplace(run_directory, RunDirectoryMode::resume);
+  if (lock->stale_files_removed())
+    fmt::print("removed {} temporary file{} left by a killed process\n", lock->stale_files_removed(),
+               lock->stale_files_removed() == 1 ? "" : "s");
   TrainConfig config = run.config;
   config.out = run_directory;
   if (threads) {
@@ -617,6 +803,12 @@ json resume_training(const std::string& run_directory, std::optional<int> thread
                "with {}: bitwise identical to an uninterrupted run only if that had {} too\n",
                run_directory, num_threads(), num_threads());
   }
+  if (run.ranks != static_cast<std::size_t>(dist::size()))
+    fmt::print(stderr,
+               "note: {} was trained on {} rank{} and resumes on {}: each step's gradient is summed in another order, "
+               "so the weights will not be bitwise identical to an uninterrupted run (that needs the same ranks and "
+               "threads)\n",
+               run_directory, run.ranks, run.ranks == 1 ? "" : "s", dist::size());
   if (iterations) {
     if (*iterations < run.iterations)
       throw std::invalid_argument(fmt::format("--iters {} is smaller than the run's {} iterations; --resume can only "
@@ -626,6 +818,30 @@ json resume_training(const std::string& run_directory, std::optional<int> thread
     config.epochs = 0;
   }
   config.validate();
+  return config;
+}
+
+}  // namespace
+
+json resume_training(const std::string& run_directory, std::optional<int> threads,
+                     std::optional<std::size_t> iterations) {
+  std::optional<RunDirectory> lock;
+  TrainConfig config;
+  if (dist::rank() == 0) config = resumed_config(run_directory, threads, iterations, lock);
+  if (dist::active()) {
+    // The run directory may be on rank 0's host only: the others take its config from it,
+    // with their own --threads.
+    std::string text = dist::rank() == 0 ? config.to_json().dump() : std::string();
+    dist::broadcast(text);
+    if (dist::rank() != 0) {
+      config = TrainConfig::from_json(json::parse(text));
+      if (threads) {
+        check_threads(*threads);
+        config.threads = *threads;
+      }
+    }
+    check_same_config_on_every_rank(config);
+  }
   return train_locked(config, run_directory);
 }
 

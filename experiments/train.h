@@ -31,6 +31,10 @@ struct TrainConfig {
   // The defaults (preset "none") train the plain-MNIST CNN to under 1% test error in 3
   // epochs: SGD with Nesterov momentum, batch 64, lr 0.05 with a cosine decay.
   std::size_t batch = 64;
+  // Each batch (each rank's share, under mpirun) in this many parts, one forward and backward
+  // each, their gradients summed before the step: the same step in less memory. K parts in
+  // one process sum their gradients as K ranks do (the same step as `mpirun -np K`).
+  std::size_t micro_batches = 1;
   std::string optimizer = "sgd";
   float learning_rate = 0.05f;
   float momentum = 0.9f;  // SGD only
@@ -67,6 +71,7 @@ struct Evaluation {
   double error_percent = 0.0;
   double loss = 0.0;
   std::size_t samples = 0;
+  std::size_t correct = 0;
   double seconds = 0.0;
 };
 
@@ -76,7 +81,10 @@ Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size =
                     std::vector<std::int32_t>* predictions = nullptr);
 
 // Trains, evaluates, writes the run directory; returns the final JSON summary (also printed
-// as the last stdout line by the command). The run directory must be new or empty, unless
+// as the last stdout line by the command). Started by mpirun as one of K ranks
+// (stn::distributed), every rank trains on its share of each batch, the gradients are summed
+// across the ranks before every step, and only rank 0 touches the run directory; every rank
+// must be given the same flags (checked at the start). The run directory must be new or empty, unless
 // `overwrite` (which removes the previous run in it first); it is locked for the life of the
 // run (experiments/run_dir.h). SIGINT / SIGTERM / SIGHUP, and a standard output that can no
 // longer be written, finish the current step, write a checkpoint and throw Interrupted. A

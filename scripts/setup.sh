@@ -28,7 +28,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 packages=(cmake ninja-build g++ make pkg-config
   libxtensor-dev libxsimd-dev xtl-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
   zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist gnuplot-nox python3-numpy
-  clang-14 libclang-rt-14-dev libomp-14-dev npm)
+  clang-14 libclang-rt-14-dev libomp-14-dev npm openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,6 +10,21 @@
 #include "stn/framework/error.h"
 
 namespace stn {
+
+void copy_batch_rows(const Batch& batch, std::size_t begin, std::size_t end, Batch& into) {
+  const std::size_t count = batch.labels.size();
+  if (!(begin < end && end <= count) || batch.images.dimension() < 1 || batch.images.shape()[0] != count)
+    throw std::invalid_argument("copy_batch_rows: samples [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                ") of a batch of " + std::to_string(count));
+  Shape shape(batch.images.shape().begin(), batch.images.shape().end());
+  const std::size_t sample = batch.images.size() / count;
+  shape[0] = end - begin;
+  into.images = empty(shape);
+  std::copy_n(batch.images.data() + begin * sample, (end - begin) * sample, into.images.data());
+  into.labels.assign(batch.labels.begin() + static_cast<std::ptrdiff_t>(begin),
+                     batch.labels.begin() + static_cast<std::ptrdiff_t>(end));
+}
+
 namespace {
 
 std::uint64_t epoch_seed(std::uint64_t seed, std::size_t epoch) {

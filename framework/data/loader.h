@@ -17,6 +17,10 @@ struct Batch {
   std::vector<std::int32_t> labels;  // B labels
 };
 
+// Samples [begin, end) of `batch`, copied into `into` (std::invalid_argument unless
+// begin < end <= B).
+void copy_batch_rows(const Batch& batch, std::size_t begin, std::size_t end, Batch& into);
+
 struct LoaderOptions {
   std::size_t batch_size = 256;
   bool shuffle = true;

@@ -172,6 +172,29 @@ TEST(DistortedBatchTest, ABatchIsAFunctionOfSeedAndIndex) {
   }
 }
 
+// One rank's share of a batch (data-parallel training) is exactly those samples of the whole
+// batch, and the stream of parts delivers them.
+TEST(DistortedBatchTest, APartIsThoseSamplesOfTheWholeBatch) {
+  const Dataset train = synthetic_digits(100, 10);
+  for (DistortionKind kind : kAllKinds) {
+    const Batch whole = distorted_batch(train, kind, 16, 7, 3);
+    for (const BatchPart part : {BatchPart{0, 8}, BatchPart{8, 16}, BatchPart{5, 6}, BatchPart{11, 99}}) {
+      Batch expected;
+      copy_batch_rows(whole, part.begin, std::min<std::size_t>(part.end, 16), expected);
+      EXPECT_TRUE(same_batch(distorted_batch(train, kind, 16, 7, 3, part), expected))
+          << distortion_name(kind) << " [" << part.begin << ", " << part.end << ")";
+    }
+    DistortedBatches stream(train, kind, 16, 7, BatchPart{8, 16});
+    stream.seek(3);
+    Batch delivered, expected;
+    stream.next(delivered);
+    copy_batch_rows(whole, 8, 16, expected);
+    EXPECT_TRUE(same_batch(delivered, expected)) << distortion_name(kind);
+  }
+  EXPECT_THROW(distorted_batch(train, DistortionKind::r, 16, 7, 3, BatchPart{16, 20}), std::invalid_argument);
+  EXPECT_THROW(DistortedBatches(train, DistortionKind::r, 16, 7, BatchPart{4, 4}), std::invalid_argument);
+}
+
 TEST(DistortedBatchesTest, DeliversTheBatchesInOrder) {
   const Dataset train = synthetic_digits(100, 11);
   DistortedBatches batches(train, DistortionKind::rts, 8, 21);
