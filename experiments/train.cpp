@@ -317,7 +317,8 @@ bool gradients_finite(const Module& model) {
 std::string interruption(int signal_number, const std::string& what, const std::string& run_dir) {
   const std::string cause = signal_number == SIGPIPE ? "standard output was closed"
                                                      : fmt::format("interrupted by signal {}", signal_number);
-  return fmt::format("{} {}; continue with: stn train --resume {}", cause, what, shell_quote(run_dir));
+  const std::string launcher = dist::active() ? fmt::format("mpirun -np {} ", dist::size()) : "";
+  return fmt::format("{} {}; continue with: {}stn train --resume {}", cause, what, launcher, shell_quote(run_dir));
 }
 
 // The run's length: --iters, or --epochs (at least one) of whole batches of the training set.
@@ -411,13 +412,7 @@ struct Run {
   // Every rank takes the same step from the same sum, so the models stay equal bit for bit;
   // checked at every checkpoint, so that a checkpoint never stands for ranks that drifted.
   void check_ranks_agree(std::size_t done) const {
-    const std::uint64_t digest = dist::parameter_digest(*model);
-    double halves[2] = {static_cast<double>(digest >> 32), static_cast<double>(digest & 0xffffffffULL)};
-    const double mine[2] = {halves[0], halves[1]};
-    dist::broadcast(std::span<double>(halves));
-    double differ = halves[0] != mine[0] || halves[1] != mine[1] ? 1.0 : 0.0;
-    dist::allreduce_sum(std::span<double>(&differ, 1));
-    if (differ > 0)
+    if (const int differ = dist::ranks_differing_from(*model))
       throw std::runtime_error(fmt::format("after iteration {}, {} of the {} ranks hold parameters that differ from "
                                            "rank 0's (the gradient sums reached them differently); no checkpoint "
                                            "of this iteration was written",

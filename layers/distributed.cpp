@@ -186,6 +186,17 @@ std::uint64_t parameter_digest(const Module& module) {
   return hash;
 }
 
+int ranks_differing_from(const Module& module, int root) {
+  const std::uint64_t digest = parameter_digest(module);
+  // Two exact halves: a double holds 53 bits, not 64.
+  const double mine[2] = {static_cast<double>(digest >> 32), static_cast<double>(digest & 0xffffffffULL)};
+  double roots[2] = {mine[0], mine[1]};
+  broadcast(std::span<double>(roots), root);
+  double differ = roots[0] != mine[0] || roots[1] != mine[1] ? 1.0 : 0.0;
+  allreduce_sum(std::span<double>(&differ, 1));
+  return static_cast<int>(differ);
+}
+
 GradientReducer::GradientReducer(const Module& module) {
   std::size_t total = 0;
   for (Parameter* p : module.parameters())

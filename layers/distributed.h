@@ -91,6 +91,9 @@ void broadcast_parameters(Module& module, int root = 0);
 // A 64-bit digest of a module's parameter values (bits, in order); equal digests on every
 // rank mean the ranks hold the same model.
 std::uint64_t parameter_digest(const Module& module);
+// How many ranks hold parameters that differ from rank `root`'s (by digest), on every rank:
+// 0 when data-parallel training kept the ranks in step, as it should.
+int ranks_differing_from(const Module& module, int root = 0);
 
 // Sums a module's gradients over the ranks: after allreduce(weight), every rank's gradient of
 // every parameter is sum over ranks r of weight_r * grad_r. Give each rank's share of the

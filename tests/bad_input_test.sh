@@ -360,6 +360,8 @@ check command-line "batch larger than the training set" 1 "is larger than the tr
 case_timeout=30 check command-line "negative epochs" any "--epochs" -- "${train_args[@]}" --batch 8 --epochs -1
 case_timeout=30 check command-line "negative iterations" any "--iters" -- "${train_args[@]}" --batch 8 --iters -1
 check command-line "both epochs and iterations" 1 "give --epochs or --iters, not both" -- "${train_args[@]}" --epochs 1 --iters 5
+check command-line "zero micro-batches" 1 "--micro-batches must be between 1 and the batch size (8), got 0" -- "${train_args[@]}" --batch 8 --micro-batches 0
+check command-line "more micro-batches than samples" 1 "--micro-batches must be between 1 and the batch size (8), got 9" -- "${train_args[@]}" --batch 8 --micro-batches 9
 check command-line "non-numeric batch" any "many" -- "${train_args[@]}" --batch many
 check command-line "negative learning rate" 1 "--lr must be positive" -- "${train_args[@]}" --lr -0.1
 check command-line "NaN learning rate" 1 "--lr must be positive" -- "${train_args[@]}" --lr nan

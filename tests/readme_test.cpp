@@ -54,7 +54,8 @@ TEST(Readme, LibraryExamplesMatchTheTestedPrograms) {
   const std::set<std::string> shown = check_example_blocks(readme);
   for (const char* file : {"tests/examples/own_model.cpp", "tests/examples/data_api.cpp",
                            "tests/examples/weights.cpp", "tests/examples/load_in_pytorch.py",
-                           "tests/examples/custom_op.cpp", "tests/examples/transformer.cpp"}) {
+                           "tests/examples/custom_op.cpp", "tests/examples/transformer.cpp",
+                           "tests/examples/data_parallel.cpp"}) {
     EXPECT_EQ(shown.count(file), 1u) << "README.md shows no block of " << file;
   }
 }
