@@ -131,7 +131,16 @@ std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, T
 
 }  // namespace
 
-std::size_t baseline_parameter_count(const InputSpec& input) { return cnn_parameter_count(input, CnnOptions{}); }
+std::size_t baseline_parameter_count(const InputSpec& input) {
+  try {
+    return cnn_parameter_count(input, CnnOptions{});
+  } catch (const std::invalid_argument& e) {
+    // The FCN and the transformer models get the CNN's parameter count: say so, or the
+    // message about "cnn" would puzzle someone training an FCN.
+    throw std::invalid_argument(std::string("the models are sized to the CNN baseline's parameter count, and ") +
+                                e.what());
+  }
+}
 
 std::shared_ptr<Module> make_sized_fcn(const InputSpec& input, Generator& generator) {
   const std::size_t target = baseline_parameter_count(input);

@@ -298,6 +298,7 @@ check IDX "gzip stream truncated" 1 "truncated gzip stream" -- warp --input mnis
 check IDX ".gz file that is not gzip" 1 "not an IDX file" -- warp --input mnist:test:0 --data idx-gzip-not-gzip "${warp_out[@]}"
 check IDX "train and test images of different sizes" 1 "linear: input [8, 784] does not fit weight" -- train --dataset mnist --data mixed-sizes --model fcn --iters 1 --batch 8 --out runs-mixed
 check IDX "images too small for the CNN (1x1)" 1 "cnn: input 1x1 is too small" -- train --dataset mnist --data tiny-images --model cnn --iters 1 --batch 8 --out runs-tiny
+check IDX "images too small for the FCN sized like the CNN (1x1)" 1 "the models are sized to the CNN baseline's parameter count, and cnn: input 1x1 is too small (needs at least 22x22)" -- train --dataset mnist --data tiny-images --model fcn --iters 1 --batch 8 --out runs-tiny-fcn
 
 # Checkpoints, read by `stn eval --run DIR` (DIR/model.safetensors).
 check checkpoint "run directory missing" 1 "not a run directory (no config.json)" -- eval --run no-such-run
