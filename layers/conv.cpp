@@ -38,7 +38,11 @@ Conv2d::Conv2d(const Conv2dLayerOptions& options, Generator& generator) : option
 Var Conv2d::forward(Var input) {
   Tape& tape = input.tape();
   Conv2dOptions conv{.stride = options_.stride, .padding = options_.padding, .dilation = options_.dilation};
-  return conv2d(input, tape.param(*weight_), bias_ ? tape.param(*bias_) : Var{}, conv);
+  // The bias's entry first, then the weight's, whatever the compiler's order of evaluating
+  // arguments (the order the tape printouts in docs/autodiff.md show).
+  const Var bias = bias_ ? tape.param(*bias_) : Var{};
+  const Var weight = tape.param(*weight_);
+  return conv2d(input, weight, bias, conv);
 }
 
 std::string Conv2d::describe() const {

@@ -29,7 +29,11 @@ Linear::Linear(const LinearOptions& options, Generator& generator) : options_(op
 
 Var Linear::forward(Var input) {
   Tape& tape = input.tape();
-  return linear(input, tape.param(*weight_), bias_ ? tape.param(*bias_) : Var{});
+  // The bias's entry first, then the weight's, whatever the compiler's order of evaluating
+  // arguments (the order the tape printouts in docs/autodiff.md show).
+  const Var bias = bias_ ? tape.param(*bias_) : Var{};
+  const Var weight = tape.param(*weight_);
+  return linear(input, weight, bias);
 }
 
 std::string Linear::describe() const {

@@ -125,9 +125,12 @@ Var mul(Var a, Var b) {
                   db = g * x;
                 },
                 [](const VjpContext& ctx) {
+                  // Named in a fixed order (b's first), not as two arguments of one call, whose
+                  // order of evaluation, and so the tape's entry order, C++ leaves to the compiler.
                   const Var& g = ctx.grad_output;
-                  return to_input_shapes(ctx, ctx.needed(0) ? mul(g, ctx.input(1)) : Var{},
-                                         ctx.needed(1) ? mul(g, ctx.input(0)) : Var{});
+                  const Var db = ctx.needed(1) ? mul(g, ctx.input(0)) : Var{};
+                  const Var da = ctx.needed(0) ? mul(g, ctx.input(1)) : Var{};
+                  return to_input_shapes(ctx, da, db);
                 });
 }
 Var div(Var a, Var b) {
@@ -139,8 +142,9 @@ Var div(Var a, Var b) {
                 [](const VjpContext& ctx) {  // d(a/b)/db = -(a/b)/b
                   const Var& g = ctx.grad_output;
                   const Var& b = ctx.input(1);
-                  return to_input_shapes(ctx, ctx.needed(0) ? div(g, b) : Var{},
-                                         ctx.needed(1) ? neg(div(mul(g, ctx.output), b)) : Var{});
+                  const Var db = ctx.needed(1) ? neg(div(mul(g, ctx.output), b)) : Var{};  // b's first, as in mul
+                  const Var da = ctx.needed(0) ? div(g, b) : Var{};
+                  return to_input_shapes(ctx, da, db);
                 });
 }
 

@@ -131,7 +131,11 @@ Var cross_entropy(Var logits, const std::vector<std::int32_t>& labels) {
       [labels, N, C](const VjpContext& ctx) {  // (softmax - one_hot) * g / N
         Tensor one_hot = zeros({N, C});
         for (std::size_t n = 0; n < N; ++n) one_hot.data()[n * C + labels[n]] = 1.0f;
-        Var difference = sub(softmax(ctx.input(0), 1), ctx.output.tape().constant(std::move(one_hot)));
+        // The one-hot constant's entry first, then the softmax's (named, not left to the
+        // compiler's order of evaluating two arguments).
+        const Var target = ctx.output.tape().constant(std::move(one_hot));
+        const Var probabilities = softmax(ctx.input(0), 1);
+        Var difference = sub(probabilities, target);
         return std::vector<Var>{mul(difference, mul(ctx.grad_output, 1.0f / static_cast<float>(N)))};
       },
       saved);
