@@ -101,28 +101,43 @@ void Canvas::paste_gray(const float* pixels, int image_height, int image_width, 
 }
 
 void Canvas::draw_line(float from_x, float from_y, float to_x, float to_y, Rgb color) {
+  draw_line(from_x, from_y, to_x, to_y, color, Box{0, 0, width - 1, height - 1});
+}
+
+void Canvas::draw_line(float from_x, float from_y, float to_x, float to_y, Rgb color, Box within) {
   if (!std::isfinite(from_x) || !std::isfinite(from_y) || !std::isfinite(to_x) ||
       !std::isfinite(to_y))
     return;
+  const Box box{std::max(within.left, 0), std::max(within.top, 0), std::min(within.right, width - 1),
+                std::min(within.bottom, height - 1)};
+  if (box.left > box.right || box.top > box.bottom) return;
   double x0 = from_x, y0 = from_y, x1 = to_x, y1 = to_y;
-  // Pixel x covers [x - 0.5, x + 0.5], so this box holds every point that rounds inside.
-  if (!clip_segment(x0, y0, x1, y1, -0.5, -0.5, width - 0.5, height - 0.5)) return;
+  // Pixel x covers [x - 0.5, x + 0.5], so this holds every point that rounds into the box
+  // (and, at the edges, a half-way point that rounds just outside: skipped below).
+  if (!clip_segment(x0, y0, x1, y1, box.left - 0.5, box.top - 0.5, box.right + 0.5, box.bottom + 0.5)) return;
   const double dx = x1 - x0, dy = y1 - y0;
   const int steps = static_cast<int>(std::ceil(std::max(std::abs(dx), std::abs(dy))));
   for (int step = 0; step <= steps; ++step) {
     const double t = steps == 0 ? 0.0 : static_cast<double>(step) / steps;
-    set_pixel(static_cast<int>(std::lround(x0 + t * dx)),
-              static_cast<int>(std::lround(y0 + t * dy)), color);
+    const long x = std::lround(x0 + t * dx), y = std::lround(y0 + t * dy);
+    if (x >= box.left && x <= box.right && y >= box.top && y <= box.bottom)
+      set_pixel(static_cast<int>(x), static_cast<int>(y), color);
   }
 }
 
 void Canvas::draw_polygon(const std::vector<std::pair<float, float>>& points, Rgb color,
                           bool closed) {
+  draw_polygon(points, color, closed, Box{0, 0, width - 1, height - 1});
+}
+
+void Canvas::draw_polygon(const std::vector<std::pair<float, float>>& points, Rgb color,
+                          bool closed, Box within) {
   for (std::size_t i = 0; i + 1 < points.size(); ++i)
-    draw_line(points[i].first, points[i].second, points[i + 1].first, points[i + 1].second, color);
+    draw_line(points[i].first, points[i].second, points[i + 1].first, points[i + 1].second, color,
+              within);
   if (closed && points.size() > 2)
     draw_line(points.back().first, points.back().second, points.front().first,
-              points.front().second, color);
+              points.front().second, color, within);
 }
 
 void Canvas::save_png(const std::string& path) const {

@@ -12,6 +12,11 @@ struct Rgb {
   std::uint8_t red = 0, green = 0, blue = 0;
 };
 
+// The pixels (x, y) with left <= x <= right and top <= y <= bottom.
+struct Box {
+  int left, top, right, bottom;
+};
+
 // An RGB raster in pixel coordinates: x to the right, y down, pixel (x, y) centred on the
 // integer point. Everything drawn is clipped to the canvas.
 struct Canvas {
@@ -30,8 +35,13 @@ struct Canvas {
   // A one-pixel line between the two points, both ends included (a DDA); nothing if an end
   // is not finite.
   void draw_line(float from_x, float from_y, float to_x, float to_y, Rgb color);
+  // Only the pixels of that line inside `within` (a figure's panel, so that a shape larger
+  // than its panel does not run over the next one).
+  void draw_line(float from_x, float from_y, float to_x, float to_y, Rgb color, Box within);
   // Lines between consecutive points, and from the last back to the first if `closed`.
   void draw_polygon(const std::vector<std::pair<float, float>>& points, Rgb color, bool closed);
+  void draw_polygon(const std::vector<std::pair<float, float>>& points, Rgb color, bool closed,
+                    Box within);
   void save_png(const std::string& path) const;
 };
 

@@ -140,24 +140,46 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
   }
   int columns = 2;
   for (const SpatialTransformer::Result& result : results) columns += static_cast<int>(result.output.dim(1));
+  // The sampling boxes in input pixels. A transformer that zooms out samples beyond the input
+  // (zeros there): the middle panel then shows the input smaller, centred in a view up to
+  // twice its size, so that the boxes fit; what lies beyond that is cut at the panel's edge.
+  std::vector<std::vector<std::vector<std::pair<float, float>>>> outlines(count);
+  const float centre_x = (static_cast<float>(w) - 1.0f) / 2.0f, centre_y = (static_cast<float>(h) - 1.0f) / 2.0f;
+  const float input_half = static_cast<float>(std::max(h, w)) / 2.0f;
+  float half = input_half;
+  for (std::size_t n = 0; n < count; ++n)
+    for (std::size_t t = 0; t < transformers.size(); ++t) {
+      outlines[n].push_back(grid_outline(results[t].sampling_grid.value(), n, h, w,
+                                         transformers[t]->options().sampler.align_corners));
+      for (const auto& [x, y] : outlines[n].back())
+        if (std::isfinite(x) && std::isfinite(y))
+          half = std::max({half, std::abs(x - centre_x) + 0.5f, std::abs(y - centre_y) + 0.5f});
+    }
+  half = std::min(half, 2.0f * input_half);
+  const int box_scale = std::max(1, static_cast<int>(static_cast<float>(cell - 8) / (2.0f * half)));
+  const int box_left = 8 + cell + (cell - 8 - static_cast<int>(w) * box_scale) / 2;
+  const int box_top = (cell - 8 - static_cast<int>(h) * box_scale) / 2;
+
   Canvas canvas(columns * cell + 8, static_cast<int>(count) * cell + 8, Rgb{40, 40, 40});
   const Rgb box_colours[] = {{255, 80, 60}, {60, 200, 255}, {120, 255, 90}, {255, 220, 60}};
   for (std::size_t n = 0; n < count; ++n) {
     const int y0 = 8 + static_cast<int>(n) * cell;
     std::vector<float> plane = grey_plane(images, n);
     canvas.paste_gray(plane.data(), static_cast<int>(h), static_cast<int>(w), 8, y0, scale, 0.0f, 1.0f);
-    canvas.paste_gray(plane.data(), static_cast<int>(h), static_cast<int>(w), 8 + cell, y0, scale, 0.0f, 1.0f);
+    canvas.paste_gray(plane.data(), static_cast<int>(h), static_cast<int>(w), box_left, y0 + box_top, box_scale,
+                      0.0f, 1.0f);
     int column = 2;
     for (std::size_t t = 0; t < transformers.size(); ++t) {
-      const SpatialTransformer::Result& last = results[t];
-      std::vector<std::pair<float, float>> outline =
-          grid_outline(last.sampling_grid.value(), n, h, w, transformers[t]->options().sampler.align_corners);
+      std::vector<std::pair<float, float>>& outline = outlines[n][t];
       for (auto& [x, y] : outline) {
-        x = 8.0f + static_cast<float>(cell) + (x + 0.5f) * static_cast<float>(scale);
-        y = static_cast<float>(y0) + (y + 0.5f) * static_cast<float>(scale);
+        x = static_cast<float>(box_left) + (x + 0.5f) * static_cast<float>(box_scale);
+        y = static_cast<float>(y0 + box_top) + (y + 0.5f) * static_cast<float>(box_scale);
       }
-      canvas.draw_polygon(outline, box_colours[t % 4], true);
-      const Tensor& out = last.output.value();
+      // Cut at the middle of the gaps around the panel: never over the outputs beside it.
+      const int panel_left = 8 + cell;
+      canvas.draw_polygon(outline, box_colours[t % 4], true,
+                          Box{panel_left - 4, y0 - 4, panel_left + cell - 5, y0 + cell - 5});
+      const Tensor& out = results[t].output.value();
       const std::size_t oc = out.shape()[1], oh = out.shape()[2], ow = out.shape()[3];
       const int out_scale = std::max(1, 160 / static_cast<int>(std::max(oh, ow)));
       for (std::size_t k = 0; k < oc; ++k, ++column)

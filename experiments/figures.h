@@ -21,8 +21,9 @@ namespace stn::cli {
 nlohmann::json transformer_health(const Tape& tape, const Module& model);
 
 // For the first `count` test samples: one row each, input | input with the sampling box |
-// each transformer's output. Needs a model with at least one transformer (returns false
-// otherwise).
+// each transformer's output. When a box reaches beyond the input (a transformer zooming
+// out), the middle column shows the input smaller, in a view up to twice its size, so that
+// the boxes fit. Needs a model with at least one transformer (returns false otherwise).
 bool write_transformer_figure(Module& model, const Dataset& test, std::size_t count, const std::string& path);
 
 // Loss and test error against iterations, from run_dir/metrics.jsonl, drawn by gnuplot into

@@ -165,6 +165,7 @@ void add_eval_command(CLI::App& app, std::string& run_directory, stn::cli::EvalO
   eval->add_option("--test-labels", options.test_labels, "IDX labels (unsigned bytes, N) for --test-images");
   eval->add_option("--data-dir", options.data_dir, "MNIST directory to use instead of the one the run recorded");
   eval->add_option("--predictions", options.predictions, "Write the predicted label of every test sample here, one per line");
+  eval->add_option("--figure", options.figure, "Draw the transformer figure of the first 8 test samples here (a .png), as stn train's transformer.png");
   eval->callback([&run_directory, &options]() {
     print_result(stn::cli::run_evaluation(run_directory, options));
   });

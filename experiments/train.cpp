@@ -845,6 +845,8 @@ json run_evaluation(const std::string& run_directory, const EvalOptions& options
   if (options.test_images.empty() != options.test_labels.empty())
     throw std::invalid_argument("--test-images and --test-labels go together (got only " +
                                 std::string(options.test_images.empty() ? "--test-labels" : "--test-images") + ")");
+  if (!options.figure.empty() && std::filesystem::path(options.figure).extension() != ".png")
+    throw std::invalid_argument("--figure: '" + options.figure + "' must end in .png (the figure is a PNG)");
   const RunConfig run = read_run_config(run_directory);
   TrainConfig config = run.config;
   if (!options.data_dir.empty()) config.data_dir = options.data_dir;
@@ -863,6 +865,9 @@ json run_evaluation(const std::string& run_directory, const EvalOptions& options
   }
   Generator unused(0);  // the weights are loaded next
   std::shared_ptr<Module> model = make_model(config.model, input, unused);
+  if (!options.figure.empty() && find_transformers(*model).empty())
+    throw std::invalid_argument("--figure: model " + config.model +
+                                " has no spatial transformer, and the figure shows what transformers do");
   load_parameters(run_directory + "/model.safetensors", *model);
   const EvaluationSet evaluation =
       own_files ? EvaluationSet{files, "test"} : evaluation_set(config, *experiment);
@@ -885,6 +890,10 @@ json run_evaluation(const std::string& run_directory, const EvalOptions& options
               {"preset", config.preset},
               {"run", run_directory}};
   if (own_files) result["test_images"] = options.test_images, result["test_labels"] = options.test_labels;
+  if (!options.figure.empty()) {
+    write_transformer_figure(*model, evaluation.data, 8, options.figure);
+    result["figure"] = options.figure;
+  }
   return result;
 }
 

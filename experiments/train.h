@@ -108,10 +108,13 @@ struct EvalOptions {
   std::string test_images, test_labels;  // both or neither: test data made elsewhere (IDX)
   std::string data_dir;                  // replaces the run's recorded data directory
   std::string predictions;               // if set, one predicted label per line is written here
+  std::string figure;                    // if set (a .png), the transformer figure of the first 8 samples
 };
 
 // Reloads a run's weights and evaluates them on its test set (a --validation run: on its
-// validation set), or on the IDX files of options.test_images / test_labels.
+// validation set), or on the IDX files of options.test_images / test_labels; with
+// options.figure, also draws the transformer figure (as stn train's transformer.png) of the
+// first 8 samples evaluated, with the code of this build.
 nlohmann::json run_evaluation(const std::string& run_directory, const EvalOptions& options);
 
 // Throws std::invalid_argument unless 0 <= threads <= kMaxThreads (0: OpenMP's default).

@@ -374,6 +374,8 @@ check command-line "infinite localisation rate scale" 1 "--loc-lr-scale must be"
 check command-line "negative threads" 1 "--threads must be between 0 and 256" -- "${train_args[@]}" --threads -2
 check command-line "100000 threads" 1 "--threads must be between 0 and 256 (0 = all cores), got 100000" -- "${train_args[@]}" --batch 8 --iters 1 --threads 100000
 check command-line "eval: 100000 threads" 1 "--threads must be between 0 and 256" -- eval --run run --threads 100000
+check command-line "eval: --figure not a .png" 1 "--figure: 'figure.jpg' must end in .png" -- eval --run run --figure figure.jpg
+check command-line "eval: --figure of a model without a transformer" 1 "--figure: model fcn has no spatial transformer" -- eval --run run --figure figure.png
 check command-line "zero checkpoints kept" 1 "--keep-checkpoints must be at least 1" -- "${train_args[@]}" --keep-checkpoints 0
 check command-line "zero log interval" 1 "--log-every must be at least 1" -- "${train_args[@]}" --log-every 0
 check command-line "unknown optimizer" 1 "unknown optimizer 'rmsprop'" -- "${train_args[@]}" --opt rmsprop

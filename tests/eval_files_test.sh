@@ -4,7 +4,7 @@
 # set on the same digits (a permutation of them, 4-D and gzip-compressed), agree with the
 # error NumPy computes from the program's predictions, and reject files that do not fit with
 # a message naming the file and both shapes. --data-dir evaluates a run whose recorded data
-# directory has gone.
+# directory has gone. --figure draws a transformer run's figure again.
 # Usage: eval_files_test.sh STN_BINARY MNIST_DIR
 set -euo pipefail
 stn=$1
@@ -102,6 +102,17 @@ expect_error "$work/ten-images: labels of shape [10, 28, 28] must be one-dimensi
   --test-images "$work/ten-images" --test-labels "$work/ten-images"
 expect_error "--test-images and --test-labels go together (got only --test-images)" --test-images "$work/ten-images"
 expect_error "$work/missing" --test-images "$work/missing" --test-labels "$work/ten-labels"
+
+# --figure: a transformer run's figure drawn again from its weights is the transformer.png
+# its training wrote (the same first 8 test digits, the same pixels).
+"$stn" train --dataset mnist --data "$work/mnist" --model st-fcn-aff --iters 30 --batch 32 --threads 1 \
+  --out "$work/st-run" >/dev/null
+drawn=$("$stn" eval --run "$work/st-run" --threads 1 --figure "$work/again.png" | json_field figure)
+[[ "$drawn" == "$work/again.png" ]] || fail "--figure: the result names '$drawn'"
+cmp -s "$work/st-run/transformer.png" "$work/again.png" ||
+  fail "--figure: $work/again.png differs from the transformer.png stn train wrote"
+expect_error "--figure: model fcn-256 has no spatial transformer" --figure "$work/none.png"
+[[ ! -e "$work/none.png" ]] || fail "--figure wrote a figure for a model without a transformer"
 
 # --data-dir: the recorded data directory is gone.
 rm -rf "$work/mnist"

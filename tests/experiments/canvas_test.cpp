@@ -112,6 +112,21 @@ TEST(CanvasTest, ClosedPolygonDrawsEveryEdge) {
   EXPECT_TRUE(same(open.pixel(1, 4), kWhite));
 }
 
+TEST(CanvasTest, APolygonDrawnWithinABoxStaysInIt) {
+  // A transformer figure's sampling box larger than its panel: only the part over the panel.
+  Canvas canvas(10, 10, kWhite);
+  const std::vector<std::pair<float, float>> square{{1, 1}, {8, 1}, {8, 8}, {1, 8}};
+  canvas.draw_polygon(square, kRed, true, Box{0, 0, 4, 9});
+  EXPECT_EQ(count_pixels(canvas, kRed), 8 + 3 + 3);  // the left edge and 3 more of top and bottom
+  for (int y = 0; y < 10; ++y)
+    for (int x = 5; x < 10; ++x) EXPECT_TRUE(same(canvas.pixel(x, y), kWhite)) << x << ", " << y;
+  EXPECT_TRUE(same(canvas.pixel(4, 1), kRed));
+  EXPECT_TRUE(same(canvas.pixel(4, 8), kRed));
+  Canvas other(10, 10, kWhite);  // a box off the canvas draws nothing
+  other.draw_line(0, 0, 9, 9, kRed, Box{20, 20, 30, 30});
+  EXPECT_EQ(count_pixels(other, kRed), 0);
+}
+
 TEST(CanvasTest, SavesAPngThatReadsBack) {
   test::TempDir directory;
   Canvas canvas(3, 2, {0, 0, 255});
