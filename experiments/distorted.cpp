@@ -1,7 +1,5 @@
 #include "stn/experiments/distorted.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +13,7 @@
 #include "stn/experiments/distort.h"
 #include "stn/framework/error.h"
 #include "stn/framework/io/safetensors.h"
+#include "stn/framework/threads.h"
 
 namespace stn {
 namespace {
@@ -334,7 +333,7 @@ DistortedBatches::~DistortedBatches() {
 void DistortedBatches::run_background() {
   // This thread's own OpenMP setting: the kernels' parallel regions opened from here run on
   // one thread instead of competing with the trainer's team for the same cores.
-  omp_set_num_threads(1);
+  set_num_threads(1);
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     changed_.wait(lock, [this] { return stopping_ || (ready_index_ != wanted_ && failed_index_ != wanted_); });

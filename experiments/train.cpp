@@ -1,7 +1,5 @@
 #include "stn/experiments/train.h"
 
-#include <omp.h>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -785,7 +783,7 @@ TrainConfig resumed_config(const std::string& run_directory, std::optional<int> 
   config.out = run_directory;
   if (threads) {
     check_threads(*threads);
-    const int wanted = *threads > 0 ? *threads : omp_get_num_procs();
+    const int wanted = *threads > 0 ? *threads : num_threads();  // 0: OpenMP's default, nothing set yet
     if (config.threads > 0 && wanted != config.threads)
       fmt::print(stderr,
                  "note: {} was trained with {} threads and resumes with {}: the weights will not be bitwise identical "
