@@ -101,7 +101,7 @@ void Canvas::paste_gray(const float* pixels, int image_height, int image_width, 
 }
 
 void Canvas::draw_line(float from_x, float from_y, float to_x, float to_y, Rgb color) {
-  draw_line(from_x, from_y, to_x, to_y, color, Box{0, 0, width - 1, height - 1});
+  draw_line(from_x, from_y, to_x, to_y, color, whole());
 }
 
 void Canvas::draw_line(float from_x, float from_y, float to_x, float to_y, Rgb color, Box within) {
@@ -127,7 +127,7 @@ void Canvas::draw_line(float from_x, float from_y, float to_x, float to_y, Rgb c
 
 void Canvas::draw_polygon(const std::vector<std::pair<float, float>>& points, Rgb color,
                           bool closed) {
-  draw_polygon(points, color, closed, Box{0, 0, width - 1, height - 1});
+  draw_polygon(points, color, closed, whole());
 }
 
 void Canvas::draw_polygon(const std::vector<std::pair<float, float>>& points, Rgb color,

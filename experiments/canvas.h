@@ -25,6 +25,7 @@ struct Canvas {
 
   Canvas(int width, int height, Rgb background);
 
+  Box whole() const { return Box{0, 0, width - 1, height - 1}; }
   Rgb pixel(int x, int y) const;
   void set_pixel(int x, int y, Rgb color);  // ignored outside the canvas
   // A row-major image_height x image_width grey image, `low` black and `high` white (NaN

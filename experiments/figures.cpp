@@ -157,7 +157,8 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
     }
   half = std::min(half, 2.0f * input_half);
   const int box_scale = std::max(1, static_cast<int>(static_cast<float>(cell - 8) / (2.0f * half)));
-  const int box_left = 8 + cell + (cell - 8 - static_cast<int>(w) * box_scale) / 2;
+  const int panel_left = 8 + cell;  // the middle column
+  const int box_left = panel_left + (cell - 8 - static_cast<int>(w) * box_scale) / 2;
   const int box_top = (cell - 8 - static_cast<int>(h) * box_scale) / 2;
 
   Canvas canvas(columns * cell + 8, static_cast<int>(count) * cell + 8, Rgb{40, 40, 40});
@@ -176,7 +177,6 @@ bool write_transformer_figure(Module& model, const Dataset& test, std::size_t co
         y = static_cast<float>(y0 + box_top) + (y + 0.5f) * static_cast<float>(box_scale);
       }
       // Cut at the middle of the gaps around the panel: never over the outputs beside it.
-      const int panel_left = 8 + cell;
       canvas.draw_polygon(outline, box_colours[t % 4], true,
                           Box{panel_left - 4, y0 - 4, panel_left + cell - 5, y0 + cell - 5});
       const Tensor& out = results[t].output.value();
