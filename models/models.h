@@ -41,7 +41,8 @@ std::size_t cnn_parameter_count(const InputSpec& input, const CnnOptions& option
 
 // The parameter budget of an experiment: its CNN baseline's count for this input.
 std::size_t baseline_parameter_count(const InputSpec& input);
-// The FCN with two hidden layers whose width matches the budget (PAPER.md: equal counts).
+// The FCN with two hidden layers whose width matches the budget (PAPER.md: equal counts),
+// but at least 128 units (PAPER.md: FCN layers have 128-256 units).
 std::shared_ptr<Module> make_sized_fcn(const InputSpec& input, Generator& generator);
 
 enum class TransformKind;
