@@ -19,7 +19,9 @@ void copy_batch_rows(const Batch& batch, std::size_t begin, std::size_t end, Bat
   Shape shape(batch.images.shape().begin(), batch.images.shape().end());
   const std::size_t sample = batch.images.size() / count;
   shape[0] = end - begin;
-  into.images = empty(shape);
+  // Reuses the destination's storage when it already has this shape (micro-batches of one
+  // size, step after step): no allocation in the steady state.
+  if (shape_of(into.images) != shape) into.images = empty(shape);
   std::copy_n(batch.images.data() + begin * sample, (end - begin) * sample, into.images.data());
   into.labels.assign(batch.labels.begin() + static_cast<std::ptrdiff_t>(begin),
                      batch.labels.begin() + static_cast<std::ptrdiff_t>(end));
