@@ -12,8 +12,8 @@ namespace {
 // ST-CNN-Aff runs (the README has the figures). At the fast length: on R, 1x gave 1.17% and
 // 0.1x 1.60%; on TC, 0.3x gave 2.28%, 1x 2.60% and 0.1x 2.65%; on P, 1x 1.60% and 0.3x
 // 1.64%. At the table length on P (80k iterations), 1x collapsed to one constant zoom-out
-// (5.1% at 20k; 1.72% at the end) and 0.3x did not (0.94%); on E, 1x 0.87%, 0.3x 0.77%. R's choice stands for the other datasets
-// (RTS and addition were not validated separately).
+// (5.1% at 20k; 1.72% at the end) and 0.3x did not (0.94%); on E, 1x 0.87%, 0.3x 0.77%.
+// R's choice stands for the other datasets (RTS and addition were not validated separately).
 float localisation_lr_scale_for(const std::string& preset, const std::string& dataset) {
   if (dataset == "tc") return 0.3f;
   if (preset == "table" && (dataset == "p" || dataset == "e")) return 0.3f;

@@ -47,6 +47,14 @@ int closest(int low, int high, std::size_t target, Count count) {
 // The narrowest hidden layer an FCN gets (PAPER.md: FCN layers have 128-256 units).
 constexpr int kFcnMinHidden = 128;
 
+// The hidden width of a two-hidden-layer FCN on `input` whose count is closest to `budget`,
+// but at least kFcnMinHidden.
+int fcn_hidden_for(const InputSpec& input, std::size_t budget) {
+  return closest(kFcnMinHidden, 1024, budget, [&](int h) {
+    return fcn_parameter_count(input, {.hidden_units = h, .hidden_layers = 2});
+  });
+}
+
 struct Placement {
   int output = 28;  // transformer output side
   int pool = 1;     // average pool after the transformer
@@ -127,10 +135,8 @@ std::shared_ptr<Module> make_st_model(const InputSpec& in, bool convolutional, T
     int filters = closest(8, 128, budget, [&](int c2) { return cnn_parameter_count(classifier_input, {32, c2}); });
     classifier = make_cnn(classifier_input, generator, {.conv1_filters = 32, .conv2_filters = filters});
   } else {
-    int hidden = closest(kFcnMinHidden, 1024, budget, [&](int h) {
-      return fcn_parameter_count(classifier_input, {.hidden_units = h, .hidden_layers = 2});
-    });
-    classifier = make_fcn(classifier_input, generator, {.hidden_units = hidden, .hidden_layers = 2});
+    classifier = make_fcn(classifier_input, generator,
+                          {.hidden_units = fcn_hidden_for(classifier_input, budget), .hidden_layers = 2});
   }
   model->add("classifier", classifier);
   return model;
@@ -150,11 +156,8 @@ std::size_t baseline_parameter_count(const InputSpec& input) {
 }
 
 std::shared_ptr<Module> make_sized_fcn(const InputSpec& input, Generator& generator) {
-  const std::size_t target = baseline_parameter_count(input);
-  int hidden = closest(kFcnMinHidden, 1024, target, [&](int h) {
-    return fcn_parameter_count(input, {.hidden_units = h, .hidden_layers = 2});
-  });
-  return make_fcn(input, generator, {.hidden_units = hidden, .hidden_layers = 2});
+  return make_fcn(input, generator,
+                  {.hidden_units = fcn_hidden_for(input, baseline_parameter_count(input)), .hidden_layers = 2});
 }
 
 std::shared_ptr<Module> make_st_fcn(const InputSpec& input, TransformKind kind, Generator& generator) {
