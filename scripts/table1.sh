@@ -14,7 +14,9 @@
 # Options: --preset NAME (default table), --threads N (default 0: all cores; keep it fixed
 # for a run: it is part of the run's bits), --out DIR (default runs/<preset>), --bin FILE
 # (the stn binary to run, used as it is: copy it somewhere no build writes to; default: a
-# private copy of build/stn per run), --only GLOB (repeatable), --list (print the runs and stop).
+# private copy of build/stn per run), --only GLOB (repeatable), --list (print the runs and stop),
+# --status (where each run of --out stands: done with its test error, running with its last
+# progress line, stopped at a checkpoint, or queued; then stop; safe beside running copies).
 # Runs are named DATASET-MODEL for seed 1 and DATASET-MODEL-sN for seed N. Each writes
 # OUT/NAME/ and its console output to OUT/logs/NAME.log.
 # SIGINT or SIGTERM stops the current run at a checkpoint (exit 130/143) and the queue with it.
@@ -32,6 +34,7 @@ out=
 bin=
 only=()
 list=0
+status_only=0
 while (($#)); do
   case "$1" in
     --preset) [[ $# -ge 2 ]] || die "--preset needs a name"; preset=$2; shift 2 ;;
@@ -40,8 +43,9 @@ while (($#)); do
     --bin) [[ $# -ge 2 ]] || die "--bin needs the path of an stn binary"; bin=$2; shift 2 ;;
     --only) [[ $# -ge 2 ]] || die "--only needs a pattern such as 'rts-*'"; only+=("$2"); shift 2 ;;
     --list) list=1; shift ;;
+    --status) status_only=1; shift ;;
     -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
-    *) die "unknown option '$1' (known: --preset, --threads, --out, --bin, --only, --list)" ;;
+    *) die "unknown option '$1' (known: --preset, --threads, --out, --bin, --only, --list, --status)" ;;
   esac
 done
 [[ -n "$out" ]] || out="runs/$preset"
@@ -80,6 +84,36 @@ done
 ((${#selected[@]})) || die "no run matches --only ${only[*]} (runs are named DATASET-MODEL[-sSEED], e.g. rts-st-cnn-aff)"
 if ((list)); then
   for run in "${selected[@]}"; do read -r dataset model seed <<<"$run"; run_name "$dataset" "$model" "$seed"; done
+  exit 0
+fi
+if ((status_only)); then
+  # A JSON number field of a pretty-printed result.json, or "?".
+  field() { sed -nE "s/^ *\"$2\": *([-0-9.eE+]+),?$/\1/p" "$1" | head -n 1 | grep . || echo "?"; }
+  counts=(0 0 0 0)
+  for run in "${selected[@]}"; do
+    read -r dataset model seed <<<"$run"
+    name=$(run_name "$dataset" "$model" "$seed")
+    dir="$out/$name"
+    holder=$(cat "$out/claims/$name/pid" 2>/dev/null || true)
+    if [[ -f "$dir/result.json" ]]; then
+      seconds=$(field "$dir/result.json" seconds)
+      minutes=$([[ $seconds == "?" ]] && echo "?" || awk -v s="$seconds" 'BEGIN { printf "%.0f", s / 60 }')
+      printf '%-8s %-22s test error %s%%, %s min of training\n' done "$name" "$(field "$dir/result.json" test_error)" "$minutes"
+      counts[0]=$((counts[0] + 1))
+    elif [[ -n "$holder" ]] && kill -0 "$holder" 2>/dev/null; then
+      progress=$(grep -E '^(train|resuming|training) ' "$out/logs/$name.log" 2>/dev/null | tail -n 1 || true)
+      printf '%-8s %-22s %s\n' running "$name" "${progress:-started}"
+      counts[1]=$((counts[1] + 1))
+    elif [[ -f "$dir/config.json" ]]; then
+      newest=$(ls "$dir/checkpoints" 2>/dev/null | sed -nE 's/^step-0*([0-9]+)\.safetensors$/\1/p' | sort -n | tail -n 1)
+      printf '%-8s %-22s %s\n' stopped "$name" "at the checkpoint of iteration ${newest:-0} of $(field "$dir/config.json" iterations) (resumes)"
+      counts[2]=$((counts[2] + 1))
+    else
+      printf '%-8s %s\n' queued "$name"
+      counts[3]=$((counts[3] + 1))
+    fi
+  done
+  say "${counts[0]} done, ${counts[1]} running, ${counts[2]} stopped, ${counts[3]} queued (of ${#selected[@]} in $out)"
   exit 0
 fi
 if [[ -n "$bin" ]]; then
