@@ -102,7 +102,7 @@ if ((status_only)); then
       counts[0]=$((counts[0] + 1))
     elif [[ -n "$holder" ]] && kill -0 "$holder" 2>/dev/null; then
       progress=$(grep -E '^(train|resuming|training) ' "$out/logs/$name.log" 2>/dev/null | tail -n 1 || true)
-      printf '%-8s %-22s %s\n' running "$name" "${progress:-started}"
+      printf '%-8s %-22s %s\n' running "$name" "${progress:-claimed by process $holder, no progress line yet}"
       counts[1]=$((counts[1] + 1))
     elif [[ -f "$dir/config.json" ]]; then
       newest=$(ls "$dir/checkpoints" 2>/dev/null | sed -nE 's/^step-0*([0-9]+)\.safetensors$/\1/p' | sort -n | tail -n 1)
