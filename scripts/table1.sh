@@ -16,7 +16,9 @@
 # (the stn binary to run, used as it is: copy it somewhere no build writes to; default: a
 # private copy of build/stn per run), --only GLOB (repeatable), --list (print the runs and stop),
 # --status (where each run of --out stands: done with its test error, running with its last
-# progress line, stopped at a checkpoint, or queued; then stop; safe beside running copies).
+# progress line, claimed by a live process with no log yet, stopped at a checkpoint, or
+# queued; then stop; safe beside running copies). To hold runs back from running copies,
+# claim them by hand: mkdir OUT/claims/NAME and write a live process id to its pid file.
 # Runs are named DATASET-MODEL for seed 1 and DATASET-MODEL-sN for seed N. Each writes
 # OUT/NAME/ and its console output to OUT/logs/NAME.log.
 # SIGINT or SIGTERM stops the current run at a checkpoint (exit 130/143) and the queue with it.
@@ -44,7 +46,7 @@ while (($#)); do
     --only) [[ $# -ge 2 ]] || die "--only needs a pattern such as 'rts-*'"; only+=("$2"); shift 2 ;;
     --list) list=1; shift ;;
     --status) status_only=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown option '$1' (known: --preset, --threads, --out, --bin, --only, --list, --status)" ;;
   esac
 done
@@ -89,7 +91,7 @@ fi
 if ((status_only)); then
   # A JSON number field of a pretty-printed result.json, or "?".
   field() { sed -nE "s/^ *\"$2\": *([-0-9.eE+]+),?$/\1/p" "$1" | head -n 1 | grep . || echo "?"; }
-  counts=(0 0 0 0)
+  counts=(0 0 0 0 0)
   for run in "${selected[@]}"; do
     read -r dataset model seed <<<"$run"
     name=$(run_name "$dataset" "$model" "$seed")
@@ -102,8 +104,13 @@ if ((status_only)); then
       counts[0]=$((counts[0] + 1))
     elif [[ -n "$holder" ]] && kill -0 "$holder" 2>/dev/null; then
       progress=$(grep -E '^(train|resuming|training) ' "$out/logs/$name.log" 2>/dev/null | tail -n 1 || true)
-      printf '%-8s %-22s %s\n' running "$name" "${progress:-claimed by process $holder, no progress line yet}"
-      counts[1]=$((counts[1] + 1))
+      if [[ -n "$progress" ]]; then
+        printf '%-8s %-22s %s\n' running "$name" "$progress"
+        counts[1]=$((counts[1] + 1))
+      else  # just started, or held back by hand (a claim holding a live process id)
+        printf '%-8s %-22s %s\n' claimed "$name" "by process $holder, no progress line yet"
+        counts[4]=$((counts[4] + 1))
+      fi
     elif [[ -f "$dir/config.json" ]]; then
       newest=$(ls "$dir/checkpoints" 2>/dev/null | sed -nE 's/^step-0*([0-9]+)\.safetensors$/\1/p' | sort -n | tail -n 1)
       printf '%-8s %-22s %s\n' stopped "$name" "at the checkpoint of iteration ${newest:-0} of $(field "$dir/config.json" iterations) (resumes)"
@@ -113,7 +120,7 @@ if ((status_only)); then
       counts[3]=$((counts[3] + 1))
     fi
   done
-  say "${counts[0]} done, ${counts[1]} running, ${counts[2]} stopped, ${counts[3]} queued (of ${#selected[@]} in $out)"
+  say "${counts[0]} done, ${counts[1]} running, ${counts[4]} claimed, ${counts[2]} stopped, ${counts[3]} queued (of ${#selected[@]} in $out)"
   exit 0
 fi
 if [[ -n "$bin" ]]; then

@@ -21,6 +21,8 @@ printf 'training st-cnn-aff on r\ntrain 4000/80000  loss 0.1  ETA 50:00\ntrain 8
 echo "$holder" >"$out/claims/r-st-cnn-aff/pid"
 printf '{\n  "iterations": 80000,\n  "seed": 1\n}\n' >"$out/p-cnn/config.json"
 touch "$out/p-cnn/checkpoints/step-00002000.safetensors" "$out/p-cnn/checkpoints/step-00014000.safetensors"
+# A run held back by hand: a live claim, no log.
+mkdir "$out/claims/p-st-cnn-aff" && echo "$holder" >"$out/claims/p-st-cnn-aff/pid"
 # A claim left by a process that has gone: the run counts as stopped, not running.
 echo 999999999 >"$out/claims/p-cnn/pid"
 
@@ -28,10 +30,11 @@ bash "$script" --status --out "$out" >"$work/out" 2>&1 || fail "--status failed"
 grep -qE '^done +r-cnn +test error 1.08%, 31 min of training$' "$work/out" || fail "the finished run"
 grep -qE '^running +r-st-cnn-aff +train 8000/80000  loss 0.08  ETA 46:12$' "$work/out" || fail "the running run"
 grep -qE '^stopped +p-cnn +at the checkpoint of iteration 14000 of 80000 \(resumes\)$' "$work/out" || fail "the stopped run"
-grep -qE '^queued +p-st-cnn-aff$' "$work/out" || fail "a queued run"
-grep -q '1 done, 1 running, 1 stopped, 49 queued (of 52 in' "$work/out" || fail "the summary"
+grep -qE "^claimed +p-st-cnn-aff +by process $holder, no progress line yet$" "$work/out" || fail "the held run"
+grep -qE '^queued +rts-cnn$' "$work/out" || fail "a queued run"
+grep -q '1 done, 1 running, 1 claimed, 1 stopped, 48 queued (of 52 in' "$work/out" || fail "the summary"
 bash "$script" --status --out "$out" --only 'r-*' >"$work/out" 2>&1 || fail "--status --only failed"
-grep -q '1 done, 1 running, 0 stopped, 10 queued (of 12 in' "$work/out" || fail "the summary with --only"
+grep -q '1 done, 1 running, 0 claimed, 0 stopped, 10 queued (of 12 in' "$work/out" || fail "the summary with --only"
 # --status reads and never writes: the claims and directories are as they were.
 [[ $(cat "$out/claims/p-cnn/pid") == 999999999 ]] || fail "--status touched a claim"
 echo "ok"
