@@ -88,39 +88,40 @@ if ((list)); then
   for run in "${selected[@]}"; do read -r dataset model seed <<<"$run"; run_name "$dataset" "$model" "$seed"; done
   exit 0
 fi
+# The process id holding run NAME's claim, when that process is alive (else nothing).
+live_holder() {
+  local holder
+  holder=$(cat "$out/claims/$1/pid" 2>/dev/null || true)
+  if [[ -n "$holder" ]] && kill -0 "$holder" 2>/dev/null; then echo "$holder"; fi
+}
 if ((status_only)); then
   # A JSON number field of a pretty-printed result.json, or "?".
   field() { sed -nE "s/^ *\"$2\": *([-0-9.eE+]+),?$/\1/p" "$1" | head -n 1 | grep . || echo "?"; }
-  counts=(0 0 0 0 0)
+  declare -A count=([done]=0 [running]=0 [claimed]=0 [stopped]=0 [queued]=0)
   for run in "${selected[@]}"; do
     read -r dataset model seed <<<"$run"
     name=$(run_name "$dataset" "$model" "$seed")
     dir="$out/$name"
-    holder=$(cat "$out/claims/$name/pid" 2>/dev/null || true)
+    holder=$(live_holder "$name")
     if [[ -f "$dir/result.json" ]]; then
       seconds=$(field "$dir/result.json" seconds)
       minutes=$([[ $seconds == "?" ]] && echo "?" || awk -v s="$seconds" 'BEGIN { printf "%.0f", s / 60 }')
-      printf '%-8s %-22s test error %s%%, %s min of training\n' done "$name" "$(field "$dir/result.json" test_error)" "$minutes"
-      counts[0]=$((counts[0] + 1))
-    elif [[ -n "$holder" ]] && kill -0 "$holder" 2>/dev/null; then
-      progress=$(grep -E '^(train|resuming|training) ' "$out/logs/$name.log" 2>/dev/null | tail -n 1 || true)
-      if [[ -n "$progress" ]]; then
-        printf '%-8s %-22s %s\n' running "$name" "$progress"
-        counts[1]=$((counts[1] + 1))
-      else  # just started, or held back by hand (a claim holding a live process id)
-        printf '%-8s %-22s %s\n' claimed "$name" "by process $holder, no progress line yet"
-        counts[4]=$((counts[4] + 1))
-      fi
+      state=done detail="test error $(field "$dir/result.json" test_error)%, $minutes min of training"
+    elif [[ -n "$holder" ]]; then
+      detail=$(grep -E '^(train|resuming|training) ' "$out/logs/$name.log" 2>/dev/null | tail -n 1 || true)
+      state=running
+      # No progress line: just started, or held back by hand (a claim holding a live process id).
+      [[ -n "$detail" ]] || state=claimed detail="by process $holder, no progress line yet"
     elif [[ -f "$dir/config.json" ]]; then
       newest=$(ls "$dir/checkpoints" 2>/dev/null | sed -nE 's/^step-0*([0-9]+)\.safetensors$/\1/p' | sort -n | tail -n 1)
-      printf '%-8s %-22s %s\n' stopped "$name" "at the checkpoint of iteration ${newest:-0} of $(field "$dir/config.json" iterations) (resumes)"
-      counts[2]=$((counts[2] + 1))
+      state=stopped detail="at the checkpoint of iteration ${newest:-0} of $(field "$dir/config.json" iterations) (resumes)"
     else
-      printf '%-8s %s\n' queued "$name"
-      counts[3]=$((counts[3] + 1))
+      state=queued detail=
     fi
+    if [[ -n "$detail" ]]; then printf '%-8s %-22s %s\n' "$state" "$name" "$detail"; else printf '%-8s %s\n' "$state" "$name"; fi
+    count[$state]=$((count[$state] + 1))
   done
-  say "${counts[0]} done, ${counts[1]} running, ${counts[4]} claimed, ${counts[2]} stopped, ${counts[3]} queued (of ${#selected[@]} in $out)"
+  say "${count[done]} done, ${count[running]} running, ${count[claimed]} claimed, ${count[stopped]} stopped, ${count[queued]} queued (of ${#selected[@]} in $out)"
   exit 0
 fi
 if [[ -n "$bin" ]]; then
@@ -138,9 +139,7 @@ mkdir -p "$out/logs" "$out/claims"
 claim() {
   local claim_dir="$out/claims/$1"
   if ! mkdir "$claim_dir" 2>/dev/null; then
-    local holder
-    holder=$(cat "$claim_dir/pid" 2>/dev/null || true)
-    if [[ -n "$holder" ]] && kill -0 "$holder" 2>/dev/null; then return 1; fi
+    [[ -z $(live_holder "$1") ]] || return 1
     rm -rf "$claim_dir"
     mkdir "$claim_dir" 2>/dev/null || return 1
   fi
