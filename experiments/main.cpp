@@ -96,9 +96,12 @@ struct TrainCommand {
   }
 
   TrainConfig resolve() const {
-    // A preset's numbers may depend on the dataset (the fast preset's TC runs are shorter).
-    const std::string dataset = given("--dataset") ? flags.dataset : stn::cli::preset_config(preset).dataset;
-    TrainConfig config = stn::cli::preset_config(preset, dataset);
+    // A preset's numbers may depend on the dataset (the fast preset's TC runs are shorter) and
+    // on the model (the table preset's localisation rate on RTS).
+    const TrainConfig own = stn::cli::preset_config(preset);
+    const std::string dataset = given("--dataset") ? flags.dataset : own.dataset;
+    const std::string model = given("--model") ? flags.model : own.model;
+    TrainConfig config = stn::cli::preset_config(preset, dataset, model);
     for (const Override& o : overrides)
       if (o.option->count() > 0) o.apply(config);
     // 0 would mean "not given" (one epoch) to the config: refused when it is given.
