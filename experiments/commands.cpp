@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,11 @@ const std::map<std::string, std::map<std::string, double>>& paper_results() {
       {"2xst-fcn", {{"add", 5.8}}},
   };
   return table;
+}
+
+// The columns a UTF-8 string takes in a terminal ("±" is two bytes, one column).
+std::size_t display_width(const std::string& text) {
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
 }
 
 }  // namespace
@@ -183,22 +189,29 @@ json run_table(const std::string& runs_dir, bool markdown) {
     if (!first_table) fmt::print("\n");
     first_table = false;
     fmt::print("{}{}\n\n", markdown ? "**" : "", layout.title + (markdown ? "**" : ""));
-    std::string header = markdown ? "| model (ours / paper, % test error) |" : fmt::format("{:<14}", "model");
-    for (const auto& column : shown) header += markdown ? " " + column.second + " |" : fmt::format("{:>22}", column.second);
-    fmt::print("{}\n", header);
-    if (markdown) {
-      std::string rule = "| --- |";
-      for (std::size_t i = 0; i < shown.size(); ++i) rule += " --- |";
-      fmt::print("{}\n", rule);
-    }
+    // Lines of cells, the heading first; the plain layout pads every column to its widest cell.
+    std::vector<std::vector<std::string>> lines{{markdown ? "model (ours / paper, % test error)" : "model"}};
+    for (const auto& column : shown) lines[0].push_back(column.second);
     for (const std::string& model : rows) {
       const auto& by_dataset = errors.at(model);
-      std::string row = markdown ? "| " + model + " |" : fmt::format("{:<14}", model);
+      lines.push_back({model});
       for (const auto& column : shown) {
-        row += markdown ? " " + cell(model, column.first) + " |" : fmt::format("{:>22}", cell(model, column.first));
+        lines.back().push_back(cell(model, column.first));
         if (by_dataset.count(column.first)) table[model][column.first] = by_dataset.at(column.first);
       }
-      fmt::print("{}\n", row);
+    }
+    if (markdown) {
+      lines.insert(lines.begin() + 1, std::vector<std::string>(shown.size() + 1, "---"));
+      for (const auto& line : lines) fmt::print("| {} |\n", fmt::join(line, " | "));
+      continue;
+    }
+    std::vector<std::size_t> widths(shown.size() + 1, 0);
+    for (const auto& line : lines)
+      for (std::size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], display_width(line[i]));
+    for (const auto& line : lines) {
+      std::string text = line[0] + std::string(widths[0] - display_width(line[0]), ' ');
+      for (std::size_t i = 1; i < line.size(); ++i) text += std::string(widths[i] - display_width(line[i]) + 3, ' ') + line[i];
+      fmt::print("{}\n", text);
     }
   }
   for (const std::string& s : skipped) fmt::print("note: skipped {}\n", s);

@@ -58,4 +58,15 @@ sed -n "$tc_line,${add_line}p" "$work/out" | grep -qF '| st-cnn-aff | 1.50 / 1.7
 sed -n "$add_line,\$p" "$work/out" | grep -qF '| model (ours / paper, % test error) | addition |' || fail "addition header"
 [[ $(sed -n "$add_line,\$p" "$work/out" | grep -n '^| fcn | 40.00 / 47.7 |' | cut -d: -f1) -lt \
    $(sed -n "$add_line,\$p" "$work/out" | grep -n '^| 2xst-fcn | 6.00 / 5.8 (worse) |' | cut -d: -f1) ]] || fail "addition rows"
+
+# The plain layout: every column as wide as its widest cell (here the 3-seed RTS cell), the
+# cells right-aligned, so each line of a table (heading and rows) ends in the same column,
+# and two cells never run into each other.
+"$stn" table --runs "$work/runs" >"$work/out" 2>&1 || fail "stn table (plain) exited with $?"
+table1=$(awk '/^Table 1/ { on = 1; next } /^Translated/ { on = 0 } on && NF' "$work/out")
+[[ $(wc -l <<<"$table1") -eq 4 ]] || fail "plain Table 1: heading and 3 rows"
+widths=$(export LC_ALL=C.UTF-8; while IFS= read -r line; do echo "${#line}"; done <<<"$table1" | sort -u)  # characters
+[[ $(wc -l <<<"$widths") -eq 1 ]] || fail "plain Table 1: lines of different lengths ($(echo $widths)): columns do not line up"
+grep -qF 'cnn                  1.10 / 1.2   2.00 ± 1.00 (n=3) / 0.8 (worse)' "$work/out" || fail "plain CNN row (mean +/- std over seeds, padded)"
+grep -q ')[^ ]' "$work/out" && grep ')[^ ]' "$work/out" | grep -qv '^{' && fail "plain layout: a cell runs into the next"
 echo "ok: stn table"
