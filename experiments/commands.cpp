@@ -215,6 +215,10 @@ json run_table(const std::string& runs_dir, bool markdown) {
     }
   }
   for (const std::string& s : skipped) fmt::print("note: skipped {}\n", s);
+  if (errors.empty())
+    fmt::print("note: no finished run in {} ({} run director{}: a run directory holds config.json from its start "
+               "and result.json once it has finished)\n",
+               runs_dir, directories.size(), directories.size() == 1 ? "y" : "ies");
   return {{"errors", table}, {"skipped", skipped}};
 }
 

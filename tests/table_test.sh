@@ -69,4 +69,9 @@ widths=$(export LC_ALL=C.UTF-8; while IFS= read -r line; do echo "${#line}"; don
 [[ $(wc -l <<<"$widths") -eq 1 ]] || fail "plain Table 1: lines of different lengths ($(echo $widths)): columns do not line up"
 grep -qF 'cnn                  1.10 / 1.2   2.00 ± 1.00 (n=3) / 0.8 (worse)' "$work/out" || fail "plain CNN row (mean +/- std over seeds, padded)"
 grep -q ')[^ ]' "$work/out" && grep ')[^ ]' "$work/out" | grep -qv '^{' && fail "plain layout: a cell runs into the next"
+
+# No finished run: a note says so (and what a run directory is), not just an empty summary.
+mkdir -p "$work/empty/killed" && echo '{}' >"$work/empty/killed/config.json"
+"$stn" table --runs "$work/empty" >"$work/out" 2>&1 || fail "stn table on a directory without finished runs exited with $?"
+grep -qF "note: no finished run in $work/empty (1 run directory: " "$work/out" || fail "no note for a directory without finished runs"
 echo "ok: stn table"
