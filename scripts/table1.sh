@@ -122,6 +122,7 @@ if ((status_only)); then
     count[$state]=$((count[$state] + 1))
   done
   say "${count[done]} done, ${count[running]} running, ${count[claimed]} claimed, ${count[stopped]} stopped, ${count[queued]} queued (of ${#selected[@]} in $out)"
+  [[ -d "$out" ]] || say "$out does not exist (yet): no run of this queue has started there; check --out and --preset"
   exit 0
 fi
 if [[ -n "$bin" ]]; then

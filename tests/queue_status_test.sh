@@ -37,4 +37,10 @@ bash "$script" --status --out "$out" --only 'r-*' >"$work/out" 2>&1 || fail "--s
 grep -q '1 done, 1 running, 0 claimed, 0 stopped, 10 queued (of 12 in' "$work/out" || fail "the summary with --only"
 # --status reads and never writes: the claims and directories are as they were.
 [[ $(cat "$out/claims/p-cnn/pid") == 999999999 ]] || fail "--status touched a claim"
+grep -q 'does not exist' "$work/out" && fail "a note that an existing --out does not exist"
+# An --out that does not exist (a mistyped directory): everything queued, and a note says why.
+bash "$script" --status --out "$work/no-such-queue" >"$work/out" 2>&1 || fail "--status on a missing --out failed"
+grep -q "0 done, .* 52 queued" "$work/out" || fail "the summary of a missing --out"
+grep -qF "$work/no-such-queue does not exist (yet): no run of this queue has started there" "$work/out" || fail "no note for a missing --out"
+[[ ! -e "$work/no-such-queue" ]] || fail "--status created the --out directory"
 echo "ok"
