@@ -12,9 +12,10 @@
 #   bash scripts/table1.sh --preset paper --only 'r-cnn' --only 'r-st-cnn-aff'
 #
 # Options: --preset NAME (default table), --threads N (default 0: all cores; keep it fixed
-# for a run: it is part of the run's bits), --out DIR (default runs/<preset>), --bin FILE
-# (the stn binary to run, used as it is: copy it somewhere no build writes to; default: a
-# private copy of build/stn per run), --only GLOB (repeatable), --list (print the runs and stop),
+# for a run: it is part of the run's bits), --out DIR (default runs/<preset> in the
+# checkout), --bin FILE (the stn binary to run, used as it is: copy it somewhere no build
+# writes to; default: a private copy of build/stn per run; a relative --out or --bin is
+# taken from the directory the script was started in), --only GLOB (repeatable), --list (print the runs and stop),
 # --status (where each run of --out stands: done with its test error, running with its last
 # progress line, claimed by a live process with no log yet, stopped at a checkpoint, or
 # queued; then stop; safe beside running copies). To hold runs back from running copies,
@@ -25,7 +26,11 @@
 # Needs the set-up (scripts/setup.sh): build/stn (or --bin) and data/mnist.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+caller=$PWD
 cd "$here"
+# A relative --out or --bin names a path from where the script was started (the default
+# runs/<preset> is the checkout's).
+from_caller() { if [[ $1 == /* || $caller == "$here" ]]; then echo "$1"; else echo "$caller/$1"; fi; }
 
 say() { printf '\033[1m[table1]\033[0m %s\n' "$*"; }
 die() { printf '[table1] error: %s\n' "$*" >&2; exit 2; }
@@ -50,7 +55,8 @@ while (($#)); do
     *) die "unknown option '$1' (known: --preset, --threads, --out, --bin, --only, --list, --status)" ;;
   esac
 done
-[[ -n "$out" ]] || out="runs/$preset"
+if [[ -n "$out" ]]; then out=$(from_caller "$out"); else out="runs/$preset"; fi
+[[ -z "$bin" ]] || bin=$(from_caller "$bin")
 
 # "DATASET MODEL SEED", the most informative first: the CNN and ST-CNN-Aff where the paper's
 # gap is clearest (R, P), then RTS and E, TC and addition, then the other rows, then seeds.
@@ -113,7 +119,8 @@ if ((status_only)); then
       # No progress line: just started, or held back by hand (a claim holding a live process id).
       [[ -n "$detail" ]] || state=claimed detail="by process $holder, no progress line yet"
     elif [[ -f "$dir/config.json" ]]; then
-      newest=$(ls "$dir/checkpoints" 2>/dev/null | sed -nE 's/^step-0*([0-9]+)\.safetensors$/\1/p' | sort -n | tail -n 1)
+      # No checkpoints directory yet (stopped before its first checkpoint): iteration 0.
+      newest=$({ ls "$dir/checkpoints" 2>/dev/null || true; } | sed -nE 's/^step-0*([0-9]+)\.safetensors$/\1/p' | sort -n | tail -n 1)
       state=stopped detail="at the checkpoint of iteration ${newest:-0} of $(field "$dir/config.json" iterations) (resumes)"
     else
       state=queued detail=

@@ -5,7 +5,7 @@
 # (config.json and checkpoints, no claim holder alive), and the rest queued.
 # Usage: queue_status_test.sh SCRIPTS_DIR
 set -euo pipefail
-script=$1/table1.sh
+script=$(realpath "$1")/table1.sh
 work=$(mktemp -d)
 sleep 600 &
 holder=$!
@@ -43,4 +43,13 @@ bash "$script" --status --out "$work/no-such-queue" >"$work/out" 2>&1 || fail "-
 grep -q "0 done, .* 52 queued" "$work/out" || fail "the summary of a missing --out"
 grep -qF "$work/no-such-queue does not exist (yet): no run of this queue has started there" "$work/out" || fail "no note for a missing --out"
 [[ ! -e "$work/no-such-queue" ]] || fail "--status created the --out directory"
+# A run stopped before its first checkpoint (config.json, no checkpoints directory): stopped
+# at iteration 0, and the listing goes on past it.
+mkdir "$out/e-cnn" && printf '{\n  "iterations": 80000\n}\n' >"$out/e-cnn/config.json"
+bash "$script" --status --out "$out" >"$work/out" 2>&1 || fail "--status with a run stopped before its first checkpoint failed"
+grep -qE '^stopped +e-cnn +at the checkpoint of iteration 0 of 80000 \(resumes\)$' "$work/out" || fail "the run without checkpoints"
+grep -q '2 stopped, 47 queued (of 52 in' "$work/out" || fail "the summary with the run without checkpoints"
+# A relative --out is taken from where the script was started, not from the checkout.
+(cd "$work" && bash "$script" --status --out runs) >"$work/out" 2>&1 || fail "--status with a relative --out failed"
+grep -qF "1 done, 1 running, 1 claimed, 2 stopped, 47 queued (of 52 in $work/runs)" "$work/out" || fail "a relative --out"
 echo "ok"
