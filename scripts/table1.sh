@@ -23,6 +23,10 @@
 # Runs are named DATASET-MODEL for seed 1 and DATASET-MODEL-sN for seed N. Each writes
 # OUT/NAME/ and its console output to OUT/logs/NAME.log.
 # SIGINT or SIGTERM stops the current run at a checkpoint (exit 130/143) and the queue with it.
+# --until TIME (anything `date -d` reads: "23:30", "2026-12-03 06:00", "now + 5 hours"; a bare
+# time of day already past means tomorrow's) ends the queue at that time on its own, for a
+# machine or job with a time limit: no run starts after it, and the run in progress is stopped
+# at a checkpoint (SIGTERM) to resume later; the script then exits 0.
 # Needs the set-up (scripts/setup.sh): build/stn (or --bin) and data/mnist.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +46,7 @@ bin=
 only=()
 list=0
 status_only=0
+until_text=
 while (($#)); do
   case "$1" in
     --preset) [[ $# -ge 2 ]] || die "--preset needs a name"; preset=$2; shift 2 ;;
@@ -51,12 +56,21 @@ while (($#)); do
     --only) [[ $# -ge 2 ]] || die "--only needs a pattern such as 'rts-*'"; only+=("$2"); shift 2 ;;
     --list) list=1; shift ;;
     --status) status_only=1; shift ;;
+    --until) [[ $# -ge 2 ]] || die "--until needs a time, e.g. 23:30 or 'now + 5 hours'"; until_text=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) die "unknown option '$1' (known: --preset, --threads, --out, --bin, --only, --list, --status)" ;;
+    *) die "unknown option '$1' (known: --preset, --threads, --out, --bin, --only, --list, --status, --until)" ;;
   esac
 done
 if [[ -n "$out" ]]; then out=$(from_caller "$out"); else out="runs/$preset"; fi
 [[ -z "$bin" ]] || bin=$(from_caller "$bin")
+deadline=
+if [[ -n "$until_text" ]]; then
+  deadline=$(date -d "$until_text" +%s 2>/dev/null) || die "--until '$until_text' is not a time date -d reads (e.g. 23:30, '2026-12-03 06:00', 'now + 5 hours')"
+  if ((deadline <= $(date +%s))) && [[ $until_text =~ ^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$ ]]; then
+    deadline=$(date -d "tomorrow $until_text" +%s)
+  fi
+  ((deadline > $(date +%s))) || die "--until '$until_text' is in the past ($(date -d "@$deadline" '+%F %T'))"
+fi
 
 # "DATASET MODEL SEED", the most informative first: the CNN and ST-CNN-Aff where the paper's
 # gap is clearest (R, P), then RTS and E, TC and addition, then the other rows, then seeds.
@@ -166,6 +180,10 @@ for run in "${selected[@]}"; do
     done_count=$((done_count + 1))
     continue
   fi
+  if [[ -n "$deadline" ]] && (($(date +%s) + 1 >= deadline)); then
+    say "the --until time ($(date -d "@$deadline" '+%F %T')) has come: $name and the runs after it not started"
+    exit 0
+  fi
   if ! claim "$name"; then
     say "$name: taken by another copy of this script, skipped"
     continue
@@ -183,9 +201,16 @@ for run in "${selected[@]}"; do
   fi
   status=0
   run_start=$SECONDS
-  "${command[@]}" >>"$log" 2>&1 || status=$?
+  if [[ -n "$deadline" ]]; then
+    # At the deadline timeout sends SIGTERM: the run stops at a checkpoint and timeout says 124.
+    timeout --foreground --signal=TERM "$((deadline - $(date +%s)))" "${command[@]}" >>"$log" 2>&1 || status=$?
+  else
+    "${command[@]}" >>"$log" 2>&1 || status=$?
+  fi
   release "$name"
   case $status in
+    124) say "$name: stopped at the --until time ($(date -d "@$deadline" '+%F %T')) at a checkpoint; run this script again to resume it"
+         exit 0 ;;
     0) say "$name: done in $((SECONDS - run_start)) s: $(tail -n 1 "$log")"; done_count=$((done_count + 1)) ;;
     130|143) say "$name: interrupted; its checkpoint is kept, run this script again to resume"; exit "$status" ;;
     *) tail -n 20 "$log" >&2; die "$name failed with status $status (full log: $log)" ;;
