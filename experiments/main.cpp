@@ -89,9 +89,9 @@ struct TrainCommand {
       throw std::invalid_argument("--resume continues the run with its own config; --preset cannot be given with it");
     for (const Override& o : overrides) {
       const std::string name = o.option->get_name();
-      if (o.option->count() > 0 && name != "--threads" && name != "--iters")
+      if (o.option->count() > 0 && name != "--threads" && name != "--iters" && name != "--data" && name != "--cache")
         throw std::invalid_argument("--resume continues the run with its own config; " + name +
-                                    " cannot be changed (only --threads and --iters can be given with it)");
+                                    " cannot be changed (only --threads, --iters, --data and --cache can be given with it)");
     }
   }
 
@@ -143,7 +143,7 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
   train.option(c, "--checkpoint-every", &TrainConfig::checkpoint_every, "Iterations between checkpoints under RUN/checkpoints/ (default 500; one is always written at the end)");
   train.option(c, "--keep-checkpoints", &TrainConfig::keep_checkpoints, "How many of the newest checkpoints to keep (default 3)");
   train.flag(c, "--anomaly", &TrainConfig::anomaly, "Check every tape entry for NaN/Inf and stop at the op that made one");
-  train.resume_option = c->add_option("--resume", train.resume, "Continue the run in this directory from its newest valid checkpoint (its config is reused; --threads and a larger --iters may be given)");
+  train.resume_option = c->add_option("--resume", train.resume, "Continue the run in this directory from its newest valid checkpoint (its config is reused; --threads, a larger --iters, and --data/--cache for the same files elsewhere may be given)");
   c->add_flag("--overwrite", train.overwrite, "Delete the run already in --out (only the files stn writes there) and start afresh");
   c->callback([&train]() {
     if (train.resume_option->count() > 0) {
@@ -151,9 +151,12 @@ void add_train_command(CLI::App& app, TrainCommand& train) {
       if (train.resume.empty()) throw std::invalid_argument("--resume needs a run directory, got an empty string");
       train.check_resume_flags();
       const TrainConfig given = train.resolve();
-      const std::optional<int> threads = train.given("--threads") ? std::optional<int>(given.threads) : std::nullopt;
-      const std::optional<std::size_t> iters = train.given("--iters") ? std::optional<std::size_t>(given.iters) : std::nullopt;
-      print_result(stn::cli::resume_training(train.resume, threads, iters));
+      stn::cli::ResumeOptions options;
+      if (train.given("--threads")) options.threads = given.threads;
+      if (train.given("--iters")) options.iterations = given.iters;
+      if (train.given("--data")) options.data_dir = given.data_dir;
+      if (train.given("--cache")) options.cache_dir = given.cache_dir;
+      print_result(stn::cli::resume_training(train.resume, options));
       return;
     }
     print_result(stn::cli::run_training(train.resolve(), train.overwrite));

@@ -771,8 +771,20 @@ namespace {
 
 // Rank 0's side of --resume: the run's config, checked, with the thread count and length
 // given now; the run directory stays locked by `lock`.
-TrainConfig resumed_config(const std::string& run_directory, std::optional<int> threads,
-                           std::optional<std::size_t> iterations, std::optional<RunDirectory>& lock) {
+// A resume's --data / --cache: the same files in another place (a run carried to another
+// machine). The new place is what config.json records from then on; a note names both.
+void relocate(std::string& recorded, const std::optional<std::string>& given, const std::string& run_directory,
+              const char* what) {
+  if (!given) return;
+  const std::string now = std::filesystem::absolute(*given).lexically_normal().string();
+  if (now != recorded) fmt::print(stderr, "note: {} resumes with its {} in {} (recorded: {})\n", run_directory, what, now, recorded);
+  recorded = *given;
+}
+
+TrainConfig resumed_config(const std::string& run_directory, const ResumeOptions& options,
+                           std::optional<RunDirectory>& lock) {
+  const std::optional<int>& threads = options.threads;
+  const std::optional<std::size_t>& iterations = options.iterations;
   check_run_directory_path(run_directory, "--resume");
   const RunConfig run = read_run_config(run_directory);
   lock.emplace(run_directory, RunDirectoryMode::resume);
@@ -810,17 +822,24 @@ TrainConfig resumed_config(const std::string& run_directory, std::optional<int> 
     config.iters = *iterations;
     config.epochs = 0;
   }
+  if (!options.data_dir && !std::filesystem::is_directory(config.data_dir))
+    throw DataError(fmt::format("{}: the run's data directory {} (recorded in its config.json) does not exist; if the "
+                                "files are elsewhere now (a run carried to another machine), say where: stn train "
+                                "--resume {} --data DIR",
+                                run_directory, config.data_dir, shell_quote(run_directory)));
+  relocate(config.data_dir, options.data_dir, run_directory, "data");
+  relocate(config.cache_dir, options.cache_dir, run_directory, "cached test sets");
   config.validate();
   return config;
 }
 
 }  // namespace
 
-json resume_training(const std::string& run_directory, std::optional<int> threads,
-                     std::optional<std::size_t> iterations) {
+json resume_training(const std::string& run_directory, const ResumeOptions& options) {
+  const std::optional<int>& threads = options.threads;
   std::optional<RunDirectory> lock;
   TrainConfig config;
-  if (dist::rank() == 0) config = resumed_config(run_directory, threads, iterations, lock);
+  if (dist::rank() == 0) config = resumed_config(run_directory, options, lock);
   if (dist::active()) {
     // The run directory may be on rank 0's host only: the others take its config from it,
     // with their own --threads.
@@ -832,6 +851,9 @@ json resume_training(const std::string& run_directory, std::optional<int> thread
         check_threads(*threads);
         config.threads = *threads;
       }
+      // Like --threads, this rank's own --data and --cache (another host may keep them elsewhere).
+      if (options.data_dir) config.data_dir = *options.data_dir;
+      if (options.cache_dir) config.cache_dir = *options.cache_dir;
     }
     check_same_config_on_every_rank(config);
   }

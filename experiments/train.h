@@ -92,11 +92,19 @@ Evaluation evaluate(Module& model, const Dataset& data, std::size_t batch_size =
 // iteration and the first tape entry that produced it.
 nlohmann::json run_training(const TrainConfig& config, bool overwrite = false);
 
+// What a resume may change: `threads` (default: the count the run recorded), a larger
+// `iterations` (to extend it; a smaller one is refused), and where the data and the cached
+// test sets are (a run carried to another machine: the same files elsewhere, which do not
+// change the run's bits).
+struct ResumeOptions {
+  std::optional<int> threads;
+  std::optional<std::size_t> iterations;
+  std::optional<std::string> data_dir, cache_dir;
+};
+
 // Continues the run in `run_directory` from its newest valid checkpoint, with its own
-// config. `threads` (default: the count the run recorded) and a larger `iterations` (to
-// extend it) may be given; a smaller one is refused.
-nlohmann::json resume_training(const std::string& run_directory, std::optional<int> threads,
-                               std::optional<std::size_t> iterations);
+// config but for `options`.
+nlohmann::json resume_training(const std::string& run_directory, const ResumeOptions& options = {});
 
 struct Interrupted : std::runtime_error {
   Interrupted(int signal_number, const std::string& message) : std::runtime_error(message), signal(signal_number) {}

@@ -191,7 +191,8 @@ for run in "${selected[@]}"; do
   [[ -n "$bin" ]] || { cp build/stn "$binary" && chmod u+x "$binary"; }
   if [[ -f "$dir/config.json" ]]; then
     say "$name: resuming the unfinished run in $dir (log: $log)"
-    command=("$binary" train --resume "$dir" --threads "$threads")
+    # The checkout's data, as for a fresh run (a run unpacked from another machine recorded that one's).
+    command=("$binary" train --resume "$dir" --threads "$threads" --data data/mnist --cache data/cache)
   else
     say "$name: starting ($preset preset, seed $seed, log: $log)"
     command=("$binary" train --preset "$preset" --dataset "$dataset" --model "$model" --seed "$seed"

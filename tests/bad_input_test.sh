@@ -323,7 +323,7 @@ check checkpoint "no elements, dimensions overflowing" 1 "ckpt-zero-huge/model.s
 check checkpoint "resume: run directory missing" 1 "no-such-run: not a run directory (no config.json)" -- train --resume no-such-run
 check checkpoint "resume: no checkpoints" 1 "resume-no-checkpoints: no usable checkpoint to resume from" -- train --resume resume-no-checkpoints
 check checkpoint "resume: every checkpoint truncated" 1 "resume-all-corrupt: no usable checkpoint to resume from" -- train --resume resume-all-corrupt
-check checkpoint "resume: a flag that would change the config" 1 "--lr cannot be changed (only --threads and --iters can be given with it)" -- train --resume resume-all-corrupt --lr 0.5
+check checkpoint "resume: a flag that would change the config" 1 "--lr cannot be changed (only --threads, --iters, --data and --cache can be given with it)" -- train --resume resume-all-corrupt --lr 0.5
 check checkpoint "resume: a preset" 1 "--preset cannot be given with it" -- train --resume resume-all-corrupt --preset fast
 
 # PNG and npy inputs to `stn warp`.

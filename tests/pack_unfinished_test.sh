@@ -13,13 +13,16 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
-common=(--dataset mnist --data "$data" --model fcn --iters 3000 --batch 16 --threads 1 --checkpoint-every 50 --log-every 50)
+# The queue's runs read MNIST from a directory of their own, which is gone on the "other
+# machine" (moved): the resume there is told where it is now.
+mkdir mnist && ln -s "$data"/*-ubyte mnist/
+common=(--dataset mnist --model fcn --iters 3000 --batch 16 --threads 1 --checkpoint-every 50 --log-every 50)
 
-"$stn" train "${common[@]}" --out full >/dev/null
+"$stn" train "${common[@]}" --data "$data" --out full >/dev/null
 # The queue directory: one run stopped part-way (SIGINT: a checkpoint, then exit 130), one
 # finished, one that stopped before its first checkpoint.
 mkdir -p queue/logs
-"$stn" train "${common[@]}" --out queue/stopped >queue/logs/stopped.log 2>&1 &
+"$stn" train "${common[@]}" --data mnist --out queue/stopped >queue/logs/stopped.log 2>&1 &
 pid=$!
 until [[ -f queue/stopped/checkpoints/step-00000150.safetensors ]]; do
   kill -0 $pid 2>/dev/null || fail "the run to stop ended before its third checkpoint (machine too fast?)"
@@ -43,11 +46,19 @@ printf '%s\n' logs/stopped.log stopped/checkpoints/$newest.safetensors stopped/c
   stopped/config.json stopped/metrics.jsonl | sort >expected
 diff expected members || fail "the archive holds other files than the stopped run's config, metrics, newest checkpoint and log"
 
-# Elsewhere: unpack into a new queue directory and resume.
+# Elsewhere: unpack into a new queue directory and resume, with the data moved.
 mkdir -p elsewhere/queue
 tar -xzf unfinished.tar.gz -C elsewhere/queue
-(cd elsewhere && "$stn" train --resume queue/stopped --threads 1 >resume.log 2>&1) ||
-  { cat elsewhere/resume.log; fail "the unpacked run did not resume"; }
+mv mnist elsewhere/mnist
+status=0
+(cd elsewhere && "$stn" train --resume queue/stopped --threads 1 >resume.log 2>&1) || status=$?
+[[ $status -ne 0 ]] && grep -qF "data directory $work/mnist (recorded in its config.json) does not exist; if the files are elsewhere now" elsewhere/resume.log ||
+  { cat elsewhere/resume.log; fail "a resume whose recorded data directory has gone: status $status, no message naming it"; }
+(cd elsewhere && "$stn" train --resume queue/stopped --threads 1 --data mnist --cache cache >resume.log 2>&1) ||
+  { cat elsewhere/resume.log; fail "the unpacked run did not resume with --data"; }
+grep -qF "resumes with its data in $work/elsewhere/mnist (recorded: $work/mnist)" elsewhere/resume.log ||
+  { cat elsewhere/resume.log; fail "no note that the data directory moved"; }
+grep -qF "\"data_dir\": \"$work/elsewhere/mnist\"" elsewhere/queue/stopped/config.json || fail "config.json does not record the new data directory"
 grep -q "from the checkpoint of iteration ${newest#step-}" elsewhere/resume.log ||
   grep -q "from the checkpoint of iteration $((10#${newest#step-}))" elsewhere/resume.log ||
   { cat elsewhere/resume.log; fail "the resume did not start from the packed checkpoint ($newest)"; }
