@@ -769,8 +769,6 @@ json run_training(const TrainConfig& input_config, bool overwrite) {
 
 namespace {
 
-// Rank 0's side of --resume: the run's config, checked, with the thread count and length
-// given now; the run directory stays locked by `lock`.
 // A resume's --data / --cache: the same files in another place (a run carried to another
 // machine). The new place is what config.json records from then on; a note names both.
 void relocate(std::string& recorded, const std::optional<std::string>& given, const std::string& run_directory,
@@ -781,6 +779,8 @@ void relocate(std::string& recorded, const std::optional<std::string>& given, co
   recorded = *given;
 }
 
+// Rank 0's side of --resume: the run's config, checked, with the thread count, length and
+// data places given now; the run directory stays locked by `lock`.
 TrainConfig resumed_config(const std::string& run_directory, const ResumeOptions& options,
                            std::optional<RunDirectory>& lock) {
   const std::optional<int>& threads = options.threads;
