@@ -46,10 +46,12 @@ missing=($(not_installed "${packages[@]}"))
 if [[ " ${missing[*]} " == *" npm "* ]] && command -v npm >/dev/null 2>&1; then
   missing=($(printf '%s\n' "${missing[@]}" | grep -vx npm || true))
 fi
-# Without BLAS threads torch.mm falls back to the reference BLAS (~5 GFLOP/s).
+# PyTorch, and OpenBLAS's threaded build: without it torch.mm falls back to the reference
+# BLAS (~5 GFLOP/s).
+torch_packages=(python3-torch libopenblas0-pthread)
 optional=()
 if ((torch)); then
-  optional=($(not_installed python3-torch libopenblas0-pthread))
+  optional=($(not_installed "${torch_packages[@]}"))
 fi
 sudo_cmd=()
 can_install=1
@@ -82,7 +84,7 @@ if ((${#optional[@]})); then
     say "warning: apt-get install failed for ${optional[*]}; the PyTorch test is skipped"
   fi
 elif ((torch)); then
-  say "PyTorch: python3-torch and libopenblas0-pthread present"
+  say "PyTorch: ${torch_packages[*]} present"
 fi
 
 # ---- 2. MNIST ------------------------------------------------------------------------------
